@@ -1,0 +1,143 @@
+//! Pseudonymous visitors and their journeys: profiles, sessions (visits) and ordered events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::geo::Location;
+use crate::id::{EventId, LeadId, OrganizationId, SessionId, VisitorId};
+use crate::ip::IpNetwork;
+use crate::time::Timestamp;
+use crate::touch::{Touch, Utm};
+use crate::weburl::WebUrl;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceType {
+    Desktop,
+    Mobile,
+    Tablet,
+    Bot,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeviceCount {
+    #[serde(rename = "type")]
+    pub kind: DeviceType,
+    pub os: Option<String>,
+    pub browser: Option<String>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PageCount {
+    pub url: WebUrl,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VisitorProfile {
+    pub id: VisitorId,
+    /// Set once the visitor became a lead with a contact id.
+    pub contact_id: Option<String>,
+    pub identified: bool,
+    pub lead_ids: Vec<LeadId>,
+    pub organization_id: Option<OrganizationId>,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub visit_count: u64,
+    pub pageview_count: u64,
+    pub event_count: u64,
+    pub total_duration_s: u64,
+    pub conversion_count: u64,
+    pub first_touch: Option<Touch>,
+    pub last_touch: Option<Touch>,
+    pub last_location: Location,
+    pub ip_network: Option<IpNetwork>,
+    pub devices: Vec<DeviceCount>,
+    pub top_pages: Vec<PageCount>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferrerType {
+    Direct,
+    Search,
+    Social,
+    Campaign,
+    Website,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Device {
+    #[serde(rename = "type")]
+    pub kind: DeviceType,
+    pub os: Option<String>,
+    pub browser: Option<String>,
+    pub language: Option<String>,
+}
+
+/// One visit: events with less than 30 minutes between them and the same campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Session {
+    pub id: SessionId,
+    pub visitor_profile_id: VisitorId,
+    /// 1 for the visitor's first visit.
+    pub visit_index: u32,
+    pub started_at: Timestamp,
+    pub ended_at: Timestamp,
+    pub duration_s: u64,
+    pub entry_url: Option<WebUrl>,
+    pub exit_url: Option<WebUrl>,
+    pub referrer_url: Option<WebUrl>,
+    pub referrer_type: ReferrerType,
+    pub utm: Utm,
+    pub device: Device,
+    pub location: Location,
+    pub ip_network: Option<IpNetwork>,
+    pub pageview_count: u64,
+    pub converted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    PageView,
+    BotOpen,
+    BotAnswer,
+    FormSubmit,
+    Conversion,
+    Click,
+    Custom,
+}
+
+impl EventType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::PageView => "page_view",
+            Self::BotOpen => "bot_open",
+            Self::BotAnswer => "bot_answer",
+            Self::FormSubmit => "form_submit",
+            Self::Conversion => "conversion",
+            Self::Click => "click",
+            Self::Custom => "custom",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Event {
+    pub id: EventId,
+    pub session_id: SessionId,
+    pub visitor_profile_id: VisitorId,
+    /// 1-based position within the session, in order of occurrence.
+    pub position: u32,
+    pub occurred_at: Timestamp,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub url: Option<WebUrl>,
+    pub page_title: Option<String>,
+    pub referrer_url: Option<WebUrl>,
+    pub time_on_page_s: Option<u64>,
+    #[schema(value_type = Object)]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+}

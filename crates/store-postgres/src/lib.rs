@@ -1,0 +1,391 @@
+//! The PostgreSQL backend, for deployments that outgrow one machine: typed columns (uuid,
+//! timestamptz), the same tables and migration versions as SQLite.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+use steward_domain::{
+    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId,
+    Timestamp, tenant::Domain,
+};
+use steward_store::sql::{self, Dialect, Statement};
+use steward_store::{
+    Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` URL and migrates the database.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
+        Self::open_with(options, None).await
+    }
+
+    /// Connects with every table inside `schema` (created if missing): tests get an isolated,
+    /// fresh database this way without the cost of `CREATE DATABASE`.
+    pub async fn open_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(StoreError::Corrupt(format!("bad schema name {schema:?}")));
+        }
+        let options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
+        Self::open_with(options, Some(schema)).await
+    }
+
+    async fn open_with(options: PgConnectOptions, schema: Option<&str>) -> StoreResult<Self> {
+        let options = match schema {
+            Some(schema) => {
+                let setup = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await;
+                let setup = setup.map_err(StoreError::backend)?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}"
+                )))
+                .execute(&setup)
+                .await
+                .map_err(StoreError::backend)?;
+                setup.close().await;
+                options.options([("search_path", schema)])
+            }
+            None => options,
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::backend)?;
+        MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn execute(&self, statement: Statement) -> StoreResult<u64> {
+        let result = bind(&statement)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error("id"))?;
+        Ok(result.rows_affected())
+    }
+
+    async fn fetch_docs(&self, statement: Statement) -> StoreResult<Vec<Doc>> {
+        let rows = bind(&statement)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_doc).collect()
+    }
+}
+
+fn bind(
+    statement: &Statement,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    statement.params.iter().fold(
+        sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())),
+        |query, value| match value {
+            // An untyped NULL: PostgreSQL infers the column's type.
+            Value::Null => query.bind(None::<String>),
+            Value::Int(n) => query.bind(*n),
+            Value::Text(text) => query.bind(text.as_str()),
+            Value::Bytes(bytes) => query.bind(bytes.as_slice()),
+            Value::Uuid(uuid) => query.bind(*uuid),
+            Value::Time(at) => query.bind(at.as_datetime()),
+        },
+    )
+}
+
+fn uuid(row: &PgRow, column: &str) -> StoreResult<Uuid> {
+    row.try_get(column).map_err(StoreError::backend)
+}
+
+fn time(row: &PgRow, column: &str) -> StoreResult<Timestamp> {
+    let at: OffsetDateTime = row.try_get(column).map_err(StoreError::backend)?;
+    Ok(Timestamp::from_datetime(at))
+}
+
+fn text(row: &PgRow, column: &str) -> StoreResult<String> {
+    row.try_get(column).map_err(StoreError::backend)
+}
+
+fn read_doc(row: &PgRow) -> StoreResult<Doc> {
+    Ok(Doc {
+        id: uuid(row, "id")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        body: row.try_get("body").map_err(StoreError::backend)?,
+    })
+}
+
+fn corrupt(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+fn read_tenant(row: &PgRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId::from_uuid(uuid(row, "id")?),
+        name: text(row, "name")?,
+        slug: text(row, "slug")?.try_into().map_err(corrupt)?,
+        created_at: time(row, "created_at")?,
+        settings: serde_json::from_str(&text(row, "settings")?).map_err(corrupt)?,
+    })
+}
+
+fn read_site(row: &PgRow) -> StoreResult<Site> {
+    Ok(Site {
+        id: steward_domain::SiteId::from_uuid(uuid(row, "id")?),
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        domain: Domain::parse(&text(row, "domain")?).map_err(corrupt)?,
+        site_key: SiteKey::parse(&text(row, "site_key")?).ok_or_else(|| corrupt("bad site key"))?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn hash(row: &PgRow, column: &str) -> StoreResult<SecretHash> {
+    let bytes: &[u8] = row.try_get(column).map_err(StoreError::backend)?;
+    bytes.try_into().map(SecretHash).map_err(corrupt)
+}
+
+fn read_client(row: &PgRow) -> StoreResult<ApiClient> {
+    Ok(ApiClient {
+        id: ClientId::from_uuid(uuid(row, "id")?),
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        name: text(row, "name")?,
+        secret_hash: hash(row, "secret_hash")?,
+        scopes: Scopes::parse(&text(row, "scopes")?).map_err(corrupt)?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn read_token(row: &PgRow) -> StoreResult<AccessToken> {
+    Ok(AccessToken {
+        token_hash: hash(row, "token_hash")?,
+        client_id: ClientId::from_uuid(uuid(row, "client_id")?),
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        scopes: Scopes::parse(&text(row, "scopes")?).map_err(corrupt)?,
+        issued_at: time(row, "issued_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+/// Unique violations become a conflict on `field`; the rest are backend errors.
+fn map_error(field: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { field },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::MissingReference { field: "tenant_id" }
+        }
+        _ => StoreError::backend(error),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let settings = serde_json::to_string(&tenant.settings).map_err(corrupt)?;
+        sqlx::query("INSERT INTO tenants (id, name, slug, created_at, settings) VALUES ($1, $2, $3, $4, $5)")
+            .bind(*tenant.id.as_uuid())
+            .bind(&tenant.name)
+            .bind(tenant.slug.as_str())
+            .bind(tenant.created_at.as_datetime())
+            .bind(settings)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error("id"))?;
+        Ok(())
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(*id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_tenant).transpose()
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_tenant).collect()
+    }
+
+    async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sites (tenant_id, id, domain, site_key, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(*ctx.tenant_id().as_uuid())
+            .bind(*site.id.as_uuid())
+            .bind(site.domain.as_str())
+            .bind(site.site_key.as_str())
+            .bind(site.created_at.as_datetime())
+            .execute(&self.pool)
+            .await
+            .map_err(map_error("domain"))?;
+        Ok(())
+    }
+
+    async fn list_sites(&self, ctx: &TenantCtx) -> StoreResult<Vec<Site>> {
+        let rows = sqlx::query("SELECT * FROM sites WHERE tenant_id = $1 ORDER BY id")
+            .bind(*ctx.tenant_id().as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_site).collect()
+    }
+
+    async fn find_site_by_key(&self, key: &SiteKey) -> StoreResult<Option<Site>> {
+        let row = sqlx::query("SELECT * FROM sites WHERE site_key = $1")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_site).transpose()
+    }
+
+    async fn create_client(&self, ctx: &TenantCtx, client: &ApiClient) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_clients (id, tenant_id, name, secret_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(*client.id.as_uuid())
+        .bind(*ctx.tenant_id().as_uuid())
+        .bind(&client.name)
+        .bind(client.secret_hash.0.as_slice())
+        .bind(client.scopes.to_string())
+        .bind(client.created_at.as_datetime())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error("id"))?;
+        Ok(())
+    }
+
+    async fn find_client(&self, id: ClientId) -> StoreResult<Option<ApiClient>> {
+        let row = sqlx::query("SELECT * FROM api_clients WHERE id = $1")
+            .bind(*id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_client).transpose()
+    }
+
+    async fn list_clients(&self, ctx: &TenantCtx) -> StoreResult<Vec<ApiClient>> {
+        let rows = sqlx::query("SELECT * FROM api_clients WHERE tenant_id = $1 ORDER BY id")
+            .bind(*ctx.tenant_id().as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_client).collect()
+    }
+
+    async fn store_token(&self, token: &AccessToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.token_hash.0.as_slice())
+        .bind(*token.client_id.as_uuid())
+        .bind(*token.tenant_id.as_uuid())
+        .bind(token.scopes.to_string())
+        .bind(token.issued_at.as_datetime())
+        .bind(token.expires_at.as_datetime())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error("token"))?;
+        Ok(())
+    }
+
+    async fn find_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessToken>> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = $1")
+            .bind(hash.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_token).transpose()
+    }
+
+    async fn insert_docs(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        rows: &[DocRow],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        for chunk in rows.chunks(sql::rows_per_insert(kind)) {
+            let statement = sql::insert_docs(Dialect::Postgres, ctx, kind, chunk);
+            bind(&statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error("id"))?;
+        }
+        tx.commit().await.map_err(StoreError::backend)
+    }
+
+    async fn get_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<Option<Doc>> {
+        Ok(self
+            .fetch_docs(sql::get_doc(Dialect::Postgres, ctx, kind, id))
+            .await?
+            .pop())
+    }
+
+    async fn update_doc(&self, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> StoreResult<bool> {
+        Ok(self
+            .execute(sql::update_doc(Dialect::Postgres, ctx, kind, row))
+            .await?
+            > 0)
+    }
+
+    async fn delete_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<bool> {
+        Ok(self
+            .execute(sql::delete_doc(Dialect::Postgres, ctx, kind, id))
+            .await?
+            > 0)
+    }
+
+    async fn list_docs(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        query: &ListQuery,
+    ) -> StoreResult<Vec<Doc>> {
+        self.fetch_docs(sql::list_docs(Dialect::Postgres, ctx, kind, query)?)
+            .await
+    }
+
+    async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {
+        let statement = sql::count_docs(Dialect::Postgres, ctx, kind);
+        let count: i64 = bind(&statement)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::backend)?
+            .get(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}

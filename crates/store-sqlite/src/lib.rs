@@ -1,0 +1,387 @@
+//! The embedded SQLite backend: one file in WAL mode, migrations applied at open.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use steward_domain::{
+    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId,
+    Timestamp, tenant::Domain,
+};
+use steward_store::sql::{self, Dialect, Statement};
+use steward_store::{
+    Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value,
+};
+use uuid::Uuid;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://` URL and migrates it.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url).map_err(StoreError::backend)?;
+        if let Some(parent) = options
+            .get_filename()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(StoreError::backend)?;
+        }
+        Self::open_with(options).await
+    }
+
+    pub async fn open_file(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(StoreError::backend)?;
+        }
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::backend)?;
+        MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn execute(&self, statement: Statement) -> StoreResult<u64> {
+        let result = bind(&statement)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error("id"))?;
+        Ok(result.rows_affected())
+    }
+
+    async fn fetch_docs(&self, statement: Statement) -> StoreResult<Vec<Doc>> {
+        let rows = bind(&statement)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_doc).collect()
+    }
+}
+
+fn bind(
+    statement: &Statement,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    statement.params.iter().fold(
+        sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())),
+        |query, value| match value {
+            Value::Null => query.bind(None::<i64>),
+            Value::Int(n) => query.bind(*n),
+            Value::Text(text) => query.bind(text.as_str()),
+            Value::Bytes(bytes) => query.bind(bytes.as_slice()),
+            Value::Uuid(uuid) => query.bind(uuid.as_bytes().as_slice()),
+            Value::Time(at) => query.bind(at.unix_micros()),
+        },
+    )
+}
+
+fn uuid(row: &SqliteRow, column: &str) -> StoreResult<Uuid> {
+    let bytes: &[u8] = row.try_get(column).map_err(StoreError::backend)?;
+    Uuid::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn time(row: &SqliteRow, column: &str) -> StoreResult<Timestamp> {
+    let micros: i64 = row.try_get(column).map_err(StoreError::backend)?;
+    Timestamp::from_unix_micros(micros).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn text(row: &SqliteRow, column: &str) -> StoreResult<String> {
+    row.try_get(column).map_err(StoreError::backend)
+}
+
+fn read_doc(row: &SqliteRow) -> StoreResult<Doc> {
+    Ok(Doc {
+        id: uuid(row, "id")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        body: row.try_get("body").map_err(StoreError::backend)?,
+    })
+}
+
+fn corrupt(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+fn read_tenant(row: &SqliteRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId::from_uuid(uuid(row, "id")?),
+        name: text(row, "name")?,
+        slug: text(row, "slug")?.try_into().map_err(corrupt)?,
+        created_at: time(row, "created_at")?,
+        settings: serde_json::from_str(&text(row, "settings")?).map_err(corrupt)?,
+    })
+}
+
+fn read_site(row: &SqliteRow) -> StoreResult<Site> {
+    Ok(Site {
+        id: steward_domain::SiteId::from_uuid(uuid(row, "id")?),
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        domain: Domain::parse(&text(row, "domain")?).map_err(corrupt)?,
+        site_key: SiteKey::parse(&text(row, "site_key")?).ok_or_else(|| corrupt("bad site key"))?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn hash(row: &SqliteRow, column: &str) -> StoreResult<SecretHash> {
+    let bytes: &[u8] = row.try_get(column).map_err(StoreError::backend)?;
+    bytes.try_into().map(SecretHash).map_err(corrupt)
+}
+
+fn read_client(row: &SqliteRow) -> StoreResult<ApiClient> {
+    Ok(ApiClient {
+        id: ClientId::from_uuid(uuid(row, "id")?),
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        name: text(row, "name")?,
+        secret_hash: hash(row, "secret_hash")?,
+        scopes: Scopes::parse(&text(row, "scopes")?).map_err(corrupt)?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn read_token(row: &SqliteRow) -> StoreResult<AccessToken> {
+    Ok(AccessToken {
+        token_hash: hash(row, "token_hash")?,
+        client_id: ClientId::from_uuid(uuid(row, "client_id")?),
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        scopes: Scopes::parse(&text(row, "scopes")?).map_err(corrupt)?,
+        issued_at: time(row, "issued_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+/// Unique violations become a conflict on `field`; the rest are backend errors.
+fn map_error(field: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { field },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::MissingReference { field: "tenant_id" }
+        }
+        _ => StoreError::backend(error),
+    }
+}
+
+fn id_bytes(id: &Uuid) -> &[u8] {
+    id.as_bytes().as_slice()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let settings = serde_json::to_string(&tenant.settings).map_err(corrupt)?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, slug, created_at, settings) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id_bytes(tenant.id.as_uuid()))
+        .bind(&tenant.name)
+        .bind(tenant.slug.as_str())
+        .bind(tenant.created_at.unix_micros())
+        .bind(settings)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error("id"))?;
+        Ok(())
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = ?")
+            .bind(id_bytes(id.as_uuid()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_tenant).transpose()
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_tenant).collect()
+    }
+
+    async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sites (tenant_id, id, domain, site_key, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id_bytes(ctx.tenant_id().as_uuid()))
+            .bind(id_bytes(site.id.as_uuid()))
+            .bind(site.domain.as_str())
+            .bind(site.site_key.as_str())
+            .bind(site.created_at.unix_micros())
+            .execute(&self.pool)
+            .await
+            .map_err(map_error("domain"))?;
+        Ok(())
+    }
+
+    async fn list_sites(&self, ctx: &TenantCtx) -> StoreResult<Vec<Site>> {
+        let rows = sqlx::query("SELECT * FROM sites WHERE tenant_id = ? ORDER BY id")
+            .bind(id_bytes(ctx.tenant_id().as_uuid()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_site).collect()
+    }
+
+    async fn find_site_by_key(&self, key: &SiteKey) -> StoreResult<Option<Site>> {
+        let row = sqlx::query("SELECT * FROM sites WHERE site_key = ?")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_site).transpose()
+    }
+
+    async fn create_client(&self, ctx: &TenantCtx, client: &ApiClient) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_clients (id, tenant_id, name, secret_hash, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_bytes(client.id.as_uuid()))
+        .bind(id_bytes(ctx.tenant_id().as_uuid()))
+        .bind(&client.name)
+        .bind(client.secret_hash.0.as_slice())
+        .bind(client.scopes.to_string())
+        .bind(client.created_at.unix_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error("id"))?;
+        Ok(())
+    }
+
+    async fn find_client(&self, id: ClientId) -> StoreResult<Option<ApiClient>> {
+        let row = sqlx::query("SELECT * FROM api_clients WHERE id = ?")
+            .bind(id_bytes(id.as_uuid()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_client).transpose()
+    }
+
+    async fn list_clients(&self, ctx: &TenantCtx) -> StoreResult<Vec<ApiClient>> {
+        let rows = sqlx::query("SELECT * FROM api_clients WHERE tenant_id = ? ORDER BY id")
+            .bind(id_bytes(ctx.tenant_id().as_uuid()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_client).collect()
+    }
+
+    async fn store_token(&self, token: &AccessToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, issued_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token.token_hash.0.as_slice())
+        .bind(id_bytes(token.client_id.as_uuid()))
+        .bind(id_bytes(token.tenant_id.as_uuid()))
+        .bind(token.scopes.to_string())
+        .bind(token.issued_at.unix_micros())
+        .bind(token.expires_at.unix_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error("token"))?;
+        Ok(())
+    }
+
+    async fn find_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessToken>> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
+            .bind(hash.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_token).transpose()
+    }
+
+    async fn insert_docs(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        rows: &[DocRow],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        for chunk in rows.chunks(sql::rows_per_insert(kind)) {
+            let statement = sql::insert_docs(Dialect::Sqlite, ctx, kind, chunk);
+            bind(&statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error("id"))?;
+        }
+        tx.commit().await.map_err(StoreError::backend)
+    }
+
+    async fn get_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<Option<Doc>> {
+        Ok(self
+            .fetch_docs(sql::get_doc(Dialect::Sqlite, ctx, kind, id))
+            .await?
+            .pop())
+    }
+
+    async fn update_doc(&self, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> StoreResult<bool> {
+        Ok(self
+            .execute(sql::update_doc(Dialect::Sqlite, ctx, kind, row))
+            .await?
+            > 0)
+    }
+
+    async fn delete_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<bool> {
+        Ok(self
+            .execute(sql::delete_doc(Dialect::Sqlite, ctx, kind, id))
+            .await?
+            > 0)
+    }
+
+    async fn list_docs(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        query: &ListQuery,
+    ) -> StoreResult<Vec<Doc>> {
+        self.fetch_docs(sql::list_docs(Dialect::Sqlite, ctx, kind, query)?)
+            .await
+    }
+
+    async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {
+        let statement = sql::count_docs(Dialect::Sqlite, ctx, kind);
+        let count: i64 = bind(&statement)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::backend)?
+            .get(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}

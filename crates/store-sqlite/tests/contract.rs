@@ -1,0 +1,13 @@
+//! The shared contract suite on SQLite, each check on a fresh file in a temporary folder.
+
+use steward_store_sqlite::SqliteStore;
+
+async fn fresh() -> Option<(SqliteStore, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open_file(&dir.path().join("contract.db"))
+        .await
+        .expect("open");
+    Some((store, dir))
+}
+
+steward_store::contract_suite!(fresh());

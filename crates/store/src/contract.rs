@@ -1,0 +1,358 @@
+//! The contract every backend passes. Each check takes a fresh, migrated store; backends run
+//! them all through [`contract_suite!`](crate::contract_suite), so a new check reaches every
+//! backend at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::json;
+use steward_domain::{
+    AccessToken, ApiClient, ClientId, LeadId, Organization, OrganizationId, OrganizationInput,
+    Scopes, SecretHash, Site, SiteId, SiteKey, Tenant, Timestamp, lead::Lead,
+    organization::VisitStats,
+};
+use uuid::Uuid;
+
+use crate::doc::{DocKind, ListQuery, Value};
+use crate::{Store, StoreError, StoreExt, TenantCtx, codec};
+
+/// Generates one `#[tokio::test]` per contract check, each with a store from `$factory`, an
+/// async expression yielding `Option<(impl Store, guard)>`: the guard (a temporary folder, a
+/// database to drop) lives as long as the check; `None` skips, e.g. without a database URL.
+#[macro_export]
+macro_rules! contract_suite {
+    ($factory:expr) => {
+        $crate::contract_suite!(@tests $factory;
+            tenants_round_trip,
+            sites_belong_to_one_tenant_and_are_found_by_key,
+            clients_and_tokens_round_trip,
+            records_round_trip_exactly,
+            pages_follow_the_cursor_in_id_order,
+            lists_filter_by_time_windows,
+            lists_filter_by_projected_columns,
+            update_replaces_and_delete_removes,
+            another_tenant_sees_nothing,
+        );
+    };
+    (@tests $factory:expr; $($name:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                match $factory.await {
+                    Some((store, _guard)) => $crate::contract::$name(&store).await,
+                    None => eprintln!("skipped: no database for this backend"),
+                }
+            }
+        )*
+    };
+}
+
+pub async fn tenant(store: &dyn Store, name: &str) -> TenantCtx {
+    let tenant = Tenant::new(name, Timestamp::now()).expect("valid tenant");
+    store.create_tenant(&tenant).await.expect("create tenant");
+    TenantCtx::new(tenant.id)
+}
+
+/// A lead with most fields set, numbered so that values differ.
+pub fn lead(n: u32) -> Lead {
+    let input: steward_domain::LeadInput = serde_json::from_value(json!({
+        "contact_id": format!("crm-{n}"),
+        "first_name": "Aino",
+        "last_name": format!("Korhonen {n}"),
+        "email": format!("aino.{n}@example.fi"),
+        "phone": "+358401234567",
+        "bot": {"id": "bot-1", "name": "Hinnasto", "type": "chat"},
+        "answers": [{"question": "Budjetti?", "answer": "10 000 €, \"ehkä\"\nenemmän", "answered_at": "2026-11-01T10:00:00Z"}],
+        "score": n % 101,
+        "tags": ["b2b"],
+        "custom_fields": {"koko": "", "toimiala": "retail"},
+        "first_touch": {"landing_url": "https://example.fi/?utm_source=google", "utm": {"source": "google"}, "occurred_at": "2026-11-01T09:00:00Z"},
+        "location": {"country_code": "FI", "city": "Espoo"},
+        "ip_address": "198.51.100.77",
+        "consent": {"marketing": true, "captured_at": "2026-11-01T10:00:00Z", "source": "form"},
+    }))
+    .expect("lead input");
+    let now = Timestamp::now();
+    input.validate(LeadId::new(), now, now).expect("valid lead")
+}
+
+pub fn organization(name: &str) -> Organization {
+    let input: OrganizationInput = serde_json::from_value(json!({
+        "name": name,
+        "domain": "example.fi",
+        "business_id": "0112038-9",
+        "address": {"city": "Helsinki", "country_code": "FI"},
+    }))
+    .expect("organization input");
+    let now = Timestamp::now();
+    input
+        .validate(OrganizationId::new(), VisitStats::default(), now, now)
+        .expect("valid organization")
+}
+
+pub async fn tenants_round_trip(store: &dyn Store) {
+    let tenant = Tenant::new("Acme Oy", Timestamp::now()).unwrap();
+    store.create_tenant(&tenant).await.unwrap();
+    assert_eq!(
+        store.get_tenant(tenant.id).await.unwrap(),
+        Some(tenant.clone())
+    );
+    assert!(store.list_tenants().await.unwrap().contains(&tenant));
+    assert_eq!(
+        store
+            .get_tenant(steward_domain::TenantId::new())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn sites_belong_to_one_tenant_and_are_found_by_key(store: &dyn Store) {
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let site = Site {
+        id: SiteId::new(),
+        tenant_id: a.tenant_id(),
+        domain: steward_domain::tenant::Domain::parse("www.example.fi").unwrap(),
+        site_key: SiteKey::from_random(*Uuid::now_v7().as_bytes()),
+        created_at: Timestamp::now(),
+    };
+    store.add_site(&a, &site).await.unwrap();
+    assert_eq!(store.list_sites(&a).await.unwrap(), vec![site.clone()]);
+    assert!(store.list_sites(&b).await.unwrap().is_empty());
+    assert_eq!(
+        store.find_site_by_key(&site.site_key).await.unwrap(),
+        Some(site.clone())
+    );
+
+    let same_domain = Site {
+        id: SiteId::new(),
+        site_key: SiteKey::from_random([1; 16]),
+        ..site.clone()
+    };
+    let conflict = store.add_site(&a, &same_domain).await.unwrap_err();
+    assert!(
+        matches!(conflict, StoreError::Conflict { field: "domain" }),
+        "{conflict:?}"
+    );
+    // Another tenant may run the same domain (e.g. after a switch of provider).
+    let other = Site {
+        id: SiteId::new(),
+        tenant_id: b.tenant_id(),
+        site_key: SiteKey::from_random([2; 16]),
+        ..site
+    };
+    store.add_site(&b, &other).await.unwrap();
+}
+
+pub async fn clients_and_tokens_round_trip(store: &dyn Store) {
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let client = ApiClient {
+        id: ClientId::new(),
+        tenant_id: a.tenant_id(),
+        name: "CRM sync".into(),
+        secret_hash: SecretHash([7; 32]),
+        scopes: Scopes::parse("leads:read export").unwrap(),
+        created_at: Timestamp::now(),
+    };
+    store.create_client(&a, &client).await.unwrap();
+    assert_eq!(
+        store.find_client(client.id).await.unwrap(),
+        Some(client.clone())
+    );
+    assert_eq!(store.list_clients(&a).await.unwrap(), vec![client.clone()]);
+    assert!(store.list_clients(&b).await.unwrap().is_empty());
+
+    let now = Timestamp::now();
+    let token = AccessToken {
+        token_hash: SecretHash([9; 32]),
+        client_id: client.id,
+        tenant_id: a.tenant_id(),
+        scopes: client.scopes.clone(),
+        issued_at: now,
+        expires_at: now.checked_add(time::Duration::hours(1)).unwrap(),
+    };
+    store.store_token(&token).await.unwrap();
+    assert_eq!(
+        store.find_token(&token.token_hash).await.unwrap(),
+        Some(token)
+    );
+    assert_eq!(store.find_token(&SecretHash([8; 32])).await.unwrap(), None);
+}
+
+pub async fn records_round_trip_exactly(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let lead = lead(1);
+    store
+        .insert(&ctx, std::slice::from_ref(&lead))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(),
+        Some(lead.clone())
+    );
+
+    let organization = organization("Esimerkki Oy");
+    store
+        .insert(&ctx, std::slice::from_ref(&organization))
+        .await
+        .unwrap();
+    let back: Option<Organization> = store.get(&ctx, organization.id.into_uuid()).await.unwrap();
+    assert_eq!(back, Some(organization));
+    assert_eq!(store.count::<Lead>(&ctx).await.unwrap(), 1);
+}
+
+pub async fn pages_follow_the_cursor_in_id_order(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let leads: Vec<Lead> = (0..250).map(lead).collect();
+    store.insert(&ctx, &leads).await.unwrap();
+    let mut seen = Vec::new();
+    let mut query = ListQuery {
+        limit: 100,
+        ..ListQuery::default()
+    };
+    loop {
+        let page: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        query.after = page.last().map(|lead| lead.id.into_uuid());
+        seen.extend(page.into_iter().map(|lead| lead.id));
+    }
+    let expected: Vec<LeadId> = leads.iter().map(|lead| lead.id).collect();
+    assert_eq!(seen, expected, "every lead once, in id order");
+}
+
+pub async fn lists_filter_by_time_windows(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let at = |text: &str| Timestamp::parse(text).unwrap();
+    let mut leads = Vec::new();
+    for (n, day) in ["2026-01-01", "2026-02-01", "2026-03-01"]
+        .iter()
+        .enumerate()
+    {
+        let mut lead = lead(n as u32);
+        lead.created_at = at(&format!("{day}T00:00:00Z"));
+        lead.updated_at = at(&format!("{day}T12:00:00Z"));
+        leads.push(lead);
+    }
+    store.insert(&ctx, &leads).await.unwrap();
+    let ids = |query: ListQuery| async move {
+        let found: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
+        found.into_iter().map(|lead| lead.id).collect::<Vec<_>>()
+    };
+    let window = ListQuery {
+        created_from: Some(at("2026-02-01T00:00:00Z")),
+        created_to: Some(at("2026-03-01T00:00:00Z")),
+        ..ListQuery::default()
+    };
+    assert_eq!(
+        ids(window).await,
+        vec![leads[1].id],
+        "from is inclusive, to exclusive"
+    );
+    let since = ListQuery {
+        updated_since: Some(at("2026-02-01T12:00:00Z")),
+        ..ListQuery::default()
+    };
+    assert_eq!(ids(since).await, vec![leads[1].id, leads[2].id]);
+}
+
+pub async fn lists_filter_by_projected_columns(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let leads: Vec<Lead> = (0..5).map(lead).collect();
+    store.insert(&ctx, &leads).await.unwrap();
+    let email = leads[3].email.clone().unwrap();
+    let query = ListQuery {
+        equals: vec![("email_key", Value::Bytes(codec::email_key(&email)))],
+        ..ListQuery::default()
+    };
+    let found: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
+    assert_eq!(found, vec![leads[3].clone()]);
+    assert!(DocKind::Lead.has_column("email_key"));
+}
+
+pub async fn update_replaces_and_delete_removes(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let mut lead = lead(1);
+    store
+        .insert(&ctx, std::slice::from_ref(&lead))
+        .await
+        .unwrap();
+    lead.first_name = Some("Eino".into());
+    lead.updated_at = Timestamp::now();
+    assert!(store.update(&ctx, &lead).await.unwrap());
+    assert_eq!(
+        store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(),
+        Some(lead.clone())
+    );
+    assert!(
+        store
+            .delete::<Lead>(&ctx, lead.id.into_uuid())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .delete::<Lead>(&ctx, lead.id.into_uuid())
+            .await
+            .unwrap(),
+        "second delete finds nothing"
+    );
+    assert!(
+        !store.update(&ctx, &lead).await.unwrap(),
+        "update of a deleted row changes nothing"
+    );
+}
+
+pub async fn another_tenant_sees_nothing(store: &dyn Store) {
+    let owner = tenant(store, "Owner").await;
+    let intruder = tenant(store, "Intruder").await;
+    let lead = lead(1);
+    let organization = organization("Salainen Oy");
+    store
+        .insert(&owner, std::slice::from_ref(&lead))
+        .await
+        .unwrap();
+    store
+        .insert(&owner, std::slice::from_ref(&organization))
+        .await
+        .unwrap();
+    let id = lead.id.into_uuid();
+
+    assert_eq!(store.get::<Lead>(&intruder, id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get::<Organization>(&intruder, organization.id.into_uuid())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .list::<Lead>(&intruder, &ListQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.count::<Lead>(&intruder).await.unwrap(), 0);
+    let mut changed = lead.clone();
+    changed.first_name = Some("Hijacked".into());
+    assert!(!store.update(&intruder, &changed).await.unwrap());
+    assert!(!store.delete::<Lead>(&intruder, id).await.unwrap());
+    assert!(
+        !store
+            .delete::<Organization>(&intruder, organization.id.into_uuid())
+            .await
+            .unwrap()
+    );
+    // Inserting a row with a taken id under another tenant must not overwrite the owner's row.
+    let _ = store
+        .insert(&intruder, std::slice::from_ref(&changed))
+        .await;
+    assert_eq!(store.get::<Lead>(&owner, id).await.unwrap(), Some(lead));
+}

@@ -1,0 +1,180 @@
+//! Documents as backends see them: a body, timestamps, and projected columns per kind.
+
+use steward_domain::Timestamp;
+use uuid::Uuid;
+
+/// A projected column's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Uuid(Uuid),
+    Time(Timestamp),
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Value::Null, Into::into)
+    }
+}
+
+impl From<Uuid> for Value {
+    fn from(value: Uuid) -> Self {
+        Value::Uuid(value)
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Self {
+        Value::Text(value)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Self {
+        Value::Text(value.to_string())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Self {
+        Value::Int(value)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(value: Vec<u8>) -> Self {
+        Value::Bytes(value)
+    }
+}
+
+impl From<Timestamp> for Value {
+    fn from(value: Timestamp) -> Self {
+        Value::Time(value)
+    }
+}
+
+/// The type of a projected column, so backends can declare and read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Int,
+    Text,
+    Bytes,
+    Uuid,
+    Time,
+}
+
+/// The stored entity kinds, each one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    Lead,
+    Organization,
+    VisitorProfile,
+    Session,
+    Event,
+}
+
+impl DocKind {
+    pub const ALL: [DocKind; 5] = [
+        Self::Lead,
+        Self::Organization,
+        Self::VisitorProfile,
+        Self::Session,
+        Self::Event,
+    ];
+
+    pub fn table(&self) -> &'static str {
+        match self {
+            Self::Lead => "leads",
+            Self::Organization => "organizations",
+            Self::VisitorProfile => "visitor_profiles",
+            Self::Session => "sessions",
+            Self::Event => "events",
+        }
+    }
+
+    /// Projected columns, in the order [`DocRow::columns`] holds their values. Migrations of
+    /// every backend declare exactly these (a contract test checks).
+    pub fn columns(&self) -> &'static [(&'static str, ColumnType)] {
+        use ColumnType::*;
+        match self {
+            Self::Lead => &[
+                ("visitor_profile_id", Uuid),
+                ("organization_id", Uuid),
+                ("status", Text),
+                ("email_key", Bytes),
+                ("phone_key", Bytes),
+                ("contact_key", Bytes),
+            ],
+            Self::Organization => &[("domain", Text)],
+            Self::VisitorProfile => &[("organization_id", Uuid), ("contact_key", Bytes)],
+            Self::Session => &[("visitor_profile_id", Uuid)],
+            Self::Event => &[
+                ("session_id", Uuid),
+                ("visitor_profile_id", Uuid),
+                ("position", Int),
+            ],
+        }
+    }
+
+    pub fn has_column(&self, name: &str) -> bool {
+        self.columns().iter().any(|(column, _)| *column == name)
+    }
+}
+
+/// One stored entity as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocRow {
+    pub id: Uuid,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Values of [`DocKind::columns`], in that order.
+    pub columns: Vec<Value>,
+    /// The encoded record (see [`crate::codec`]).
+    pub body: Vec<u8>,
+}
+
+/// One stored entity as read back: the projected columns stay in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub id: Uuid,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub body: Vec<u8>,
+}
+
+pub const MAX_PAGE: u32 = 1_000;
+
+/// Which rows a list returns: a window of time, equality on projected columns, after a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub after: Option<Uuid>,
+    pub limit: u32,
+    pub created_from: Option<Timestamp>,
+    /// Exclusive.
+    pub created_to: Option<Timestamp>,
+    pub updated_since: Option<Timestamp>,
+    pub equals: Vec<(&'static str, Value)>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            after: None,
+            limit: 100,
+            created_from: None,
+            created_to: None,
+            updated_since: None,
+            equals: Vec::new(),
+        }
+    }
+}
+
+impl ListQuery {
+    /// The limit within 1 to [`MAX_PAGE`].
+    pub fn bounded_limit(&self) -> u32 {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+}

@@ -1,0 +1,119 @@
+//! The storage contract: one small trait every backend implements, the tenant context every call
+//! carries, and the contract suite that proves a backend keeps the promises.
+//!
+//! Entities are stored as documents (the record's encoded body) next to a few projected columns
+//! that queries need (time, links, blind-index keys). Backends therefore move rows of plain
+//! values and never learn the shape of a lead; the typed API lives in [`records`].
+
+pub mod codec;
+pub mod contract;
+pub mod doc;
+pub mod records;
+pub mod sql;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use steward_domain::{
+    AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId,
+};
+
+pub use doc::{ColumnType, Doc, DocKind, DocRow, ListQuery, Value};
+pub use records::{Record, StoreExt};
+
+/// The tenant a store call acts for. Every query on tenant data is bounded by it; a row of
+/// another tenant is indistinguishable from a row that does not exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TenantCtx {
+    tenant_id: TenantId,
+}
+
+impl TenantCtx {
+    /// Handed out by the auth layer (a token's tenant) and by operator commands (`--tenant`).
+    pub fn new(tenant_id: TenantId) -> Self {
+        Self { tenant_id }
+    }
+
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+}
+
+impl fmt::Debug for TenantCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TenantCtx({})", self.tenant_id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value is taken (e.g. a site's domain); names the field.
+    #[error("{field} is already in use")]
+    Conflict { field: &'static str },
+    /// A row refers to something that does not exist for this tenant.
+    #[error("{field} does not refer to an existing record")]
+    MissingReference { field: &'static str },
+    /// A stored body could not be decoded: data corruption or a bug, never user input.
+    #[error("stored record could not be read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What every backend provides. Document methods take a [`DocKind`] and rows of plain values;
+/// use the typed methods of [`StoreExt`] instead of calling them directly.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the database answers a query.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Operator-level: tenants are the one thing not inside a tenant.
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+
+    async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()>;
+    async fn list_sites(&self, ctx: &TenantCtx) -> StoreResult<Vec<Site>>;
+    /// The public collection endpoint knows only the key; the answer names the tenant.
+    async fn find_site_by_key(&self, key: &SiteKey) -> StoreResult<Option<Site>>;
+
+    async fn create_client(&self, ctx: &TenantCtx, client: &ApiClient) -> StoreResult<()>;
+    /// Token requests name the client, which names its tenant.
+    async fn find_client(&self, id: ClientId) -> StoreResult<Option<ApiClient>>;
+    async fn list_clients(&self, ctx: &TenantCtx) -> StoreResult<Vec<ApiClient>>;
+
+    async fn store_token(&self, token: &AccessToken) -> StoreResult<()>;
+    async fn find_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessToken>>;
+
+    async fn insert_docs(&self, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow])
+    -> StoreResult<()>;
+    async fn get_doc(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<Doc>>;
+    /// Replaces a stored document; false when no such row exists for this tenant.
+    async fn update_doc(&self, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> StoreResult<bool>;
+    async fn delete_doc(&self, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid)
+    -> StoreResult<bool>;
+    /// Rows in ascending id order (ids are time-ordered), after the query's cursor.
+    async fn list_docs(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        query: &ListQuery,
+    ) -> StoreResult<Vec<Doc>>;
+    async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64>;
+}

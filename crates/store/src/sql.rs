@@ -1,0 +1,235 @@
+//! SQL for the document tables, written once for every backend: each statement comes with its
+//! parameters in order, and the dialect only decides how a placeholder is spelled.
+
+use crate::doc::{ColumnType, DocKind, DocRow, ListQuery, Value};
+use crate::{StoreError, TenantCtx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `?` placeholders.
+    Sqlite,
+    /// `$1`, `$2`, … placeholders.
+    Postgres,
+}
+
+/// A statement and its parameters, in placeholder order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+struct Builder {
+    dialect: Dialect,
+    sql: String,
+    params: Vec<Value>,
+}
+
+impl Builder {
+    fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            sql: String::with_capacity(256),
+            params: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.sql.push_str(text);
+        self
+    }
+
+    fn param(&mut self, value: Value) -> &mut Self {
+        self.params.push(value);
+        match self.dialect {
+            Dialect::Sqlite => self.sql.push('?'),
+            Dialect::Postgres => {
+                self.sql.push('$');
+                self.sql.push_str(&self.params.len().to_string());
+            }
+        }
+        self
+    }
+
+    /// A parameter for a projected column. PostgreSQL gets an explicit cast, so that a NULL
+    /// sent without a type still lands in a uuid or bytea column.
+    fn column_param(&mut self, value: Value, column_type: ColumnType) -> &mut Self {
+        self.param(value);
+        if self.dialect == Dialect::Postgres {
+            self.sql.push_str(match column_type {
+                ColumnType::Int => "::bigint",
+                ColumnType::Text => "::text",
+                ColumnType::Bytes => "::bytea",
+                ColumnType::Uuid => "::uuid",
+                ColumnType::Time => "::timestamptz",
+            });
+        }
+        self
+    }
+
+    fn tenant(&mut self, ctx: &TenantCtx) -> &mut Self {
+        self.push("tenant_id = ")
+            .param(Value::Uuid(ctx.tenant_id().into_uuid()))
+    }
+
+    fn finish(self) -> Statement {
+        Statement {
+            sql: self.sql,
+            params: self.params,
+        }
+    }
+}
+
+/// The columns every read returns, in this order.
+pub const READ_COLUMNS: &str = "id, created_at, updated_at, body";
+
+/// How many rows one multi-row INSERT carries: well under SQLite's 32,766 and PostgreSQL's
+/// 65,535 parameters for the widest table.
+pub fn rows_per_insert(kind: DocKind) -> usize {
+    30_000 / (kind.columns().len() + 5)
+}
+
+pub fn insert_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow]) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("INSERT INTO ")
+        .push(kind.table())
+        .push(" (tenant_id, id, created_at, updated_at");
+    for (column, _) in kind.columns() {
+        b.push(", ").push(column);
+    }
+    b.push(", body) VALUES ");
+    for (index, row) in rows.iter().enumerate() {
+        b.push(if index == 0 { "(" } else { ", (" });
+        b.param(Value::Uuid(ctx.tenant_id().into_uuid()));
+        b.push(", ").param(Value::Uuid(row.id));
+        b.push(", ").param(Value::Time(row.created_at));
+        b.push(", ").param(Value::Time(row.updated_at));
+        for (value, (_, column_type)) in row.columns.iter().zip(kind.columns()) {
+            b.push(", ").column_param(value.clone(), *column_type);
+        }
+        b.push(", ").param(Value::Bytes(row.body.clone())).push(")");
+    }
+    b.finish()
+}
+
+pub fn get_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("SELECT ")
+        .push(READ_COLUMNS)
+        .push(" FROM ")
+        .push(kind.table())
+        .push(" WHERE ");
+    b.tenant(ctx).push(" AND id = ").param(Value::Uuid(id));
+    b.finish()
+}
+
+pub fn update_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("UPDATE ")
+        .push(kind.table())
+        .push(" SET updated_at = ")
+        .param(Value::Time(row.updated_at));
+    for ((column, column_type), value) in kind.columns().iter().zip(&row.columns) {
+        b.push(", ")
+            .push(column)
+            .push(" = ")
+            .column_param(value.clone(), *column_type);
+    }
+    b.push(", body = ")
+        .param(Value::Bytes(row.body.clone()))
+        .push(" WHERE ");
+    b.tenant(ctx).push(" AND id = ").param(Value::Uuid(row.id));
+    b.finish()
+}
+
+pub fn delete_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("DELETE FROM ").push(kind.table()).push(" WHERE ");
+    b.tenant(ctx).push(" AND id = ").param(Value::Uuid(id));
+    b.finish()
+}
+
+pub fn count_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("SELECT COUNT(*) FROM ")
+        .push(kind.table())
+        .push(" WHERE ");
+    b.tenant(ctx);
+    b.finish()
+}
+
+pub fn list_docs(
+    dialect: Dialect,
+    ctx: &TenantCtx,
+    kind: DocKind,
+    query: &ListQuery,
+) -> Result<Statement, StoreError> {
+    let mut b = Builder::new(dialect);
+    b.push("SELECT ")
+        .push(READ_COLUMNS)
+        .push(" FROM ")
+        .push(kind.table())
+        .push(" WHERE ");
+    b.tenant(ctx);
+    if let Some(after) = query.after {
+        b.push(" AND id > ").param(Value::Uuid(after));
+    }
+    if let Some(from) = query.created_from {
+        b.push(" AND created_at >= ").param(Value::Time(from));
+    }
+    if let Some(to) = query.created_to {
+        b.push(" AND created_at < ").param(Value::Time(to));
+    }
+    if let Some(since) = query.updated_since {
+        b.push(" AND updated_at >= ").param(Value::Time(since));
+    }
+    for (column, value) in &query.equals {
+        if !kind.has_column(column) {
+            return Err(StoreError::Corrupt(format!(
+                "{} has no column {column}",
+                kind.table()
+            )));
+        }
+        b.push(" AND ")
+            .push(column)
+            .push(" = ")
+            .param(value.clone());
+    }
+    b.push(" ORDER BY id LIMIT ")
+        .push(&query.bounded_limit().to_string());
+    Ok(b.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_domain::TenantId;
+
+    #[test]
+    fn placeholders_follow_the_dialect_and_params_their_order() {
+        let ctx = TenantCtx::new(TenantId::new());
+        let query = ListQuery {
+            limit: 5000,
+            equals: vec![("status", Value::Text("new".into()))],
+            ..ListQuery::default()
+        };
+        let sqlite = list_docs(Dialect::Sqlite, &ctx, DocKind::Lead, &query).unwrap();
+        assert_eq!(
+            sqlite.sql,
+            "SELECT id, created_at, updated_at, body FROM leads WHERE tenant_id = ? AND status = ? ORDER BY id LIMIT 1000"
+        );
+        let postgres = list_docs(Dialect::Postgres, &ctx, DocKind::Lead, &query).unwrap();
+        assert!(postgres.sql.contains("tenant_id = $1 AND status = $2"));
+        assert_eq!(postgres.params[1], Value::Text("new".into()));
+    }
+
+    #[test]
+    fn unknown_filter_columns_are_refused_not_interpolated() {
+        let ctx = TenantCtx::new(TenantId::new());
+        let query = ListQuery {
+            equals: vec![("1=1 OR status", Value::Null)],
+            ..ListQuery::default()
+        };
+        assert!(list_docs(Dialect::Sqlite, &ctx, DocKind::Lead, &query).is_err());
+    }
+}
