@@ -1,1 +1,304 @@
-fn main() {}
+//! `steward`: serve the API, run the demo, and manage tenants, sites and clients.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use steward_domain::{Scopes, Timestamp};
+use steward_server::config::{DEFAULT_TOML, LogFormat};
+use steward_server::{AppState, Settings, admin, open_store};
+use steward_store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "steward", version, about = "A self-hostable data platform for website conversion data")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Process-level options, valid with every command that touches the data.
+#[derive(Debug, Args)]
+struct Global {
+    /// TOML configuration file (see `steward config default`).
+    #[arg(long, global = true, env = "STEWARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://…
+    #[arg(long, global = true, env = "STEWARD_DATABASE_URL")]
+    database: Option<String>,
+    /// Folder for the embedded database and files.
+    #[arg(long, global = true, env = "STEWARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API until SIGTERM or SIGINT, then drain.
+    Serve {
+        #[arg(long, env = "STEWARD_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Seed a demo tenant with realistic data, print where to go and how to sign in, and serve.
+    Demo {
+        #[arg(long, env = "STEWARD_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Scale of the demo data: 1 is a few thousand leads and tens of thousands of events.
+        #[arg(long, default_value_t = 1.0)]
+        size: f64,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    #[command(subcommand)]
+    Site(SiteCommand),
+    #[command(subcommand)]
+    Client(ClientCommand),
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        name: String,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SiteCommand {
+    /// Register a website of a tenant and print its public site key.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Create an OAuth 2.0 client; its secret is printed once and never again.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// Comma- or space-separated scopes; all tenant scopes when omitted.
+        #[arg(long)]
+        scopes: Option<String>,
+        #[arg(long, default_value = "API client")]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the documented configuration file with every default.
+    Default,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(global: &Global, listen: Option<SocketAddr>) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(global.config.as_deref())?;
+    if let Some(dir) = &global.data_dir {
+        settings.data_dir = dir.clone();
+    }
+    if let Some(url) = &global.database {
+        settings.database_url = url.clone();
+    }
+    if let Some(listen) = listen {
+        settings.listen = listen;
+    }
+    Ok(settings)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    for name in Settings::unknown_environment_variables() {
+        tracing::warn!(variable = %name, "unknown STEWARD_ environment variable ignored");
+    }
+}
+
+async fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = settings.database_url();
+    open_store(settings).await.with_context(|| format!("opening the database ({})", redact_url(&url)))
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+/// Prints `value` as one JSON object, or `human` for people.
+fn emit(json_output: bool, value: serde_json::Value, human: String) {
+    if json_output {
+        println!("{value}");
+    } else {
+        println!("{human}");
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    match cli.command {
+        Command::Config(ConfigCommand::Default) => {
+            print!("{DEFAULT_TOML}");
+            Ok(())
+        }
+        Command::Serve { listen } => {
+            let settings = settings(&cli.global, listen)?;
+            init_logging(settings.log_format);
+            let store = store(&settings).await?;
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listening on {}", settings.listen))?;
+            tracing::info!(address = %listener.local_addr()?, database = store.backend(), "serving");
+            steward_server::serve(listener, AppState::new(store, settings), shutdown_signal()).await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Demo { listen, size } => {
+            let settings = settings(&cli.global, listen)?;
+            init_logging(settings.log_format);
+            let store = store(&settings).await?;
+            demo::run(store, settings, size).await
+        }
+        Command::Migrate => {
+            let settings = settings(&cli.global, None)?;
+            let store = store(&settings).await?;
+            println!("database is up to date ({})", store.backend());
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::Create { name, json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let tenant = admin::create_tenant(store.as_ref(), &name, now).await?;
+            let human = format!("created tenant {} ({})", tenant.name, tenant.id);
+            emit(json, json!({"id": tenant.id, "name": tenant.name, "slug": tenant.slug}), human);
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::List { json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let tenants = store.list_tenants().await?;
+            let human = tenants.iter().map(|t| format!("{}  {}", t.id, t.name)).collect::<Vec<_>>().join("\n");
+            let value =
+                json!({"tenants": tenants.iter().map(|t| json!({"id": t.id, "name": t.name})).collect::<Vec<_>>()});
+            emit(json, value, human);
+            Ok(())
+        }
+        Command::Site(SiteCommand::Add { tenant, domain, json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let site = admin::add_site(store.as_ref(), &ctx, &domain, now).await?;
+            let human = format!("added {} with site key {}", site.domain.as_str(), site.site_key.as_str());
+            emit(json, json!({"id": site.id, "site_key": site.site_key, "domain": site.domain}), human);
+            Ok(())
+        }
+        Command::Client(ClientCommand::Create { tenant, scopes, name, json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let scopes = match scopes {
+                Some(text) => Scopes::parse(&text)?,
+                None => Scopes::all(),
+            };
+            let (client, secret) = admin::create_client(store.as_ref(), &ctx, &name, scopes, now).await?;
+            let scope_list: Vec<&str> = client.scopes.iter().map(|s| s.as_str()).collect();
+            let human = format!(
+                "client_id:     {}\nclient_secret: {secret}\nscopes:        {}\nThe secret is shown only now; store it safely.",
+                client.id, client.scopes
+            );
+            emit(json, json!({"client_id": client.id, "client_secret": secret, "scopes": scope_list}), human);
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted_in_messages() {
+        assert_eq!(
+            redact_url("postgres://steward:s3cret@db:5432/steward"),
+            "postgres://steward:[redacted]@db:5432/steward"
+        );
+        assert_eq!(redact_url("sqlite://./steward-data/steward.db"), "sqlite://./steward-data/steward.db");
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -27,18 +27,11 @@ impl Email {
         if local.len() > 64 || domain.len() > 253 || text.len() > 254 {
             return Err(EmailError::TooLong);
         }
-        let options = email_address::Options::default()
-            .with_required_tld()
-            .without_display_text();
-        email_address::EmailAddress::parse_with_options(text, options)
-            .map_err(|_| EmailError::Malformed)?;
+        let options = email_address::Options::default().with_required_tld().without_display_text();
+        email_address::EmailAddress::parse_with_options(text, options).map_err(|_| EmailError::Malformed)?;
         // The host must also survive IDNA processing, so that lookups can use its ASCII form.
         let ascii = ascii_domain(domain).ok_or(EmailError::BadDomain)?;
-        if ascii.len() > 253
-            || ascii
-                .split('.')
-                .any(|label| label.is_empty() || label.len() > 63)
-        {
+        if ascii.len() > 253 || ascii.split('.').any(|label| label.is_empty() || label.len() > 63) {
             return Err(EmailError::BadDomain);
         }
         Ok(Self(format!("{local}@{}", domain.to_lowercase())))
@@ -49,10 +42,7 @@ impl Email {
     }
 
     pub fn domain(&self) -> &str {
-        self.0
-            .rsplit_once('@')
-            .map(|(_, domain)| domain)
-            .unwrap_or_default()
+        self.0.rsplit_once('@').map(|(_, domain)| domain).unwrap_or_default()
     }
 
     /// The form used for exact lookups: lower-cased, domain in its ASCII (punycode) form, so that
@@ -146,15 +136,9 @@ mod tests {
     #[test]
     fn enforces_rfc_5321_lengths() {
         let local = "a".repeat(65);
-        assert_eq!(
-            Email::parse(&format!("{local}@example.com")),
-            Err(EmailError::TooLong)
-        );
+        assert_eq!(Email::parse(&format!("{local}@example.com")), Err(EmailError::TooLong));
         let long_domain = format!("{}.com", vec!["b".repeat(60); 5].join("."));
-        assert_eq!(
-            Email::parse(&format!("anna@{long_domain}")),
-            Err(EmailError::TooLong)
-        );
+        assert_eq!(Email::parse(&format!("anna@{long_domain}")), Err(EmailError::TooLong));
     }
 
     #[test]

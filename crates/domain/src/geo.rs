@@ -33,9 +33,7 @@ impl CountryCode {
 
     /// The country's English short name, for people.
     pub fn name(&self) -> String {
-        celes::Country::from_alpha2(self.as_str())
-            .map(|c| c.long_name.to_string())
-            .unwrap_or_default()
+        celes::Country::from_alpha2(self.as_str()).map(|c| c.long_name.to_string()).unwrap_or_default()
     }
 }
 
@@ -64,11 +62,7 @@ impl<'de> Deserialize<'de> for CountryCode {
     }
 }
 
-text::string_schema!(
-    CountryCode,
-    "iso3166-1-alpha-2",
-    "ISO 3166-1 alpha-2 country code"
-);
+text::string_schema!(CountryCode, "iso3166-1-alpha-2", "ISO 3166-1 alpha-2 country code");
 
 /// Where a visitor or lead was, as coarse as the network allows; every part optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -90,16 +84,10 @@ pub struct LocationInput {
 impl LocationInput {
     pub fn validate(self) -> Result<Location, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let country_code = errors.check("country_code", self.country_code, |c| {
-            CountryCode::parse(&c)
-        });
+        let country_code = errors.check("country_code", self.country_code, |c| CountryCode::parse(&c));
         let region = errors.check("region", self.region, |t| text::line(t, 200));
         let city = errors.check("city", self.city, |t| text::line(t, 200));
-        errors.finish(|| Location {
-            country_code,
-            region,
-            city,
-        })
+        errors.finish(|| Location { country_code, region, city })
     }
 }
 

@@ -19,11 +19,7 @@ pub enum IdError {
 /// Parses a UUID and insists on version 7, the only kind Steward issues.
 pub fn parse_v7(text: &str) -> Result<Uuid, IdError> {
     let uuid = Uuid::try_parse(text.trim()).map_err(|_| IdError::Malformed)?;
-    if uuid.get_version_num() == 7 {
-        Ok(uuid)
-    } else {
-        Err(IdError::NotVersion7)
-    }
+    if uuid.get_version_num() == 7 { Ok(uuid) } else { Err(IdError::NotVersion7) }
 }
 
 /// A fresh, process-monotonic UUIDv7.
@@ -169,10 +165,7 @@ mod tests {
     #[test]
     fn parsing_refuses_other_uuid_versions_and_garbage() {
         assert_eq!(LeadId::parse("not-a-uuid"), Err(IdError::Malformed));
-        assert_eq!(
-            LeadId::parse("67e55044-10b1-426f-9247-bb680e5fe0c8"),
-            Err(IdError::NotVersion7)
-        );
+        assert_eq!(LeadId::parse("67e55044-10b1-426f-9247-bb680e5fe0c8"), Err(IdError::NotVersion7));
         let id = LeadId::new();
         assert_eq!(LeadId::parse(&id.to_string()), Ok(id));
     }

@@ -31,10 +31,7 @@ impl MaskPolicy {
         if v4_prefix > MAX_V4_PREFIX || v6_prefix > MAX_V6_PREFIX {
             return Err(IpError::TooNarrow);
         }
-        Ok(Self {
-            v4_prefix,
-            v6_prefix,
-        })
+        Ok(Self { v4_prefix, v6_prefix })
     }
 
     pub fn v4_prefix(&self) -> u8 {
@@ -48,10 +45,7 @@ impl MaskPolicy {
 
 impl Default for MaskPolicy {
     fn default() -> Self {
-        Self {
-            v4_prefix: MAX_V4_PREFIX,
-            v6_prefix: MAX_V6_PREFIX,
-        }
+        Self { v4_prefix: MAX_V4_PREFIX, v6_prefix: MAX_V6_PREFIX }
     }
 }
 
@@ -90,12 +84,8 @@ impl IpNetwork {
         let net: IpNet = text.parse().map_err(|_| IpError::Malformed)?;
         let policy = MaskPolicy::default();
         let net = match net {
-            IpNet::V4(v4) => IpNet::V4(
-                Ipv4Net::new_assert(v4.addr(), v4.prefix_len().min(policy.v4_prefix)).trunc(),
-            ),
-            IpNet::V6(v6) => IpNet::V6(
-                Ipv6Net::new_assert(v6.addr(), v6.prefix_len().min(policy.v6_prefix)).trunc(),
-            ),
+            IpNet::V4(v4) => IpNet::V4(Ipv4Net::new_assert(v4.addr(), v4.prefix_len().min(policy.v4_prefix)).trunc()),
+            IpNet::V6(v6) => IpNet::V6(Ipv6Net::new_assert(v6.addr(), v6.prefix_len().min(policy.v6_prefix)).trunc()),
         };
         Ok(Self(net))
     }
@@ -134,11 +124,7 @@ impl<'de> Deserialize<'de> for IpNetwork {
     }
 }
 
-crate::text::string_schema!(
-    IpNetwork,
-    "cidr",
-    "masked network in CIDR notation: at most /24 (IPv4) or /48 (IPv6)"
-);
+crate::text::string_schema!(IpNetwork, "cidr", "masked network in CIDR notation: at most /24 (IPv4) or /48 (IPv6)");
 
 #[cfg(test)]
 mod tests {
@@ -154,24 +140,10 @@ mod tests {
 
     #[test]
     fn parsing_an_address_or_a_narrow_cidr_still_masks() {
-        assert_eq!(
-            IpNetwork::parse("198.51.100.77").unwrap().to_string(),
-            "198.51.100.0/24"
-        );
-        assert_eq!(
-            IpNetwork::parse("198.51.100.77/32").unwrap().to_string(),
-            "198.51.100.0/24"
-        );
-        assert_eq!(
-            IpNetwork::parse("10.1.2.3/16").unwrap().to_string(),
-            "10.1.0.0/16"
-        );
-        assert_eq!(
-            IpNetwork::parse("2001:db8:1234:5678::1/128")
-                .unwrap()
-                .to_string(),
-            "2001:db8:1234::/48"
-        );
+        assert_eq!(IpNetwork::parse("198.51.100.77").unwrap().to_string(), "198.51.100.0/24");
+        assert_eq!(IpNetwork::parse("198.51.100.77/32").unwrap().to_string(), "198.51.100.0/24");
+        assert_eq!(IpNetwork::parse("10.1.2.3/16").unwrap().to_string(), "10.1.0.0/16");
+        assert_eq!(IpNetwork::parse("2001:db8:1234:5678::1/128").unwrap().to_string(), "2001:db8:1234::/48");
         assert_eq!(IpNetwork::parse("not an ip"), Err(IpError::Malformed));
     }
 
@@ -186,31 +158,16 @@ mod tests {
         assert_eq!(MaskPolicy::new(25, 48), Err(IpError::TooNarrow));
         assert_eq!(MaskPolicy::new(24, 56), Err(IpError::TooNarrow));
         let wide = MaskPolicy::new(16, 32).unwrap();
-        assert_eq!(
-            IpNetwork::mask_with("198.51.100.77".parse().unwrap(), wide).to_string(),
-            "198.51.0.0/16"
-        );
+        assert_eq!(IpNetwork::mask_with("198.51.100.77".parse().unwrap(), wide).to_string(), "198.51.0.0/16");
     }
 
     #[test]
     fn every_public_constructor_yields_a_masked_network() {
-        let samples = [
-            "192.0.2.255",
-            "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
-            "198.51.100.1/31",
-        ];
+        let samples = ["192.0.2.255", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "198.51.100.1/31"];
         for sample in samples {
             let net = IpNetwork::parse(sample).unwrap();
-            let max = if net.network().is_ipv4() {
-                MAX_V4_PREFIX
-            } else {
-                MAX_V6_PREFIX
-            };
-            assert!(
-                net.prefix_len() <= max,
-                "{sample} kept /{}",
-                net.prefix_len()
-            );
+            let max = if net.network().is_ipv4() { MAX_V4_PREFIX } else { MAX_V6_PREFIX };
+            assert!(net.prefix_len() <= max, "{sample} kept /{}", net.prefix_len());
         }
     }
 }

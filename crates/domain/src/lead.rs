@@ -17,9 +17,7 @@ use crate::weburl::WebUrl;
 
 pub const MAX_ANSWERS: usize = 200;
 
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LeadStatus {
     #[default]
@@ -31,13 +29,7 @@ pub enum LeadStatus {
 }
 
 impl LeadStatus {
-    pub const ALL: [LeadStatus; 5] = [
-        Self::New,
-        Self::Contacted,
-        Self::Qualified,
-        Self::Won,
-        Self::Lost,
-    ];
+    pub const ALL: [LeadStatus; 5] = [Self::New, Self::Contacted, Self::Qualified, Self::Won, Self::Lost];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -180,19 +172,13 @@ impl AnswerInput {
     fn validate(self, fallback_time: Timestamp) -> Result<Answer, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         required(&mut errors, "question", &self.question);
-        let question = errors.check("question", nonblank(self.question), |t| {
-            text::multiline(t, 1_000)
-        });
-        let answer = errors
-            .check("answer", self.answer, |t| text::multiline(t, 10_000))
-            .unwrap_or_default();
+        let question = errors.check("question", nonblank(self.question), |t| text::multiline(t, 1_000));
+        let answer = errors.check("answer", self.answer, |t| text::multiline(t, 10_000)).unwrap_or_default();
         let answered_at = errors.check("answered_at", self.answered_at, |t| Timestamp::parse(&t));
         match question {
-            Some(question) if errors.is_empty() => Ok(Answer {
-                question,
-                answer,
-                answered_at: answered_at.unwrap_or(fallback_time),
-            }),
+            Some(question) if errors.is_empty() => {
+                Ok(Answer { question, answer, answered_at: answered_at.unwrap_or(fallback_time) })
+            }
             _ => Err(errors),
         }
     }
@@ -254,30 +240,15 @@ pub struct LeadInput {
 
 impl LeadInput {
     /// Checks every field, reporting all problems at once, and builds the lead.
-    pub fn validate(
-        self,
-        id: LeadId,
-        created_at: Timestamp,
-        updated_at: Timestamp,
-    ) -> Result<Lead, ValidationErrors> {
+    pub fn validate(self, id: LeadId, created_at: Timestamp, updated_at: Timestamp) -> Result<Lead, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let contact_id = errors.check("contact_id", nonblank(self.contact_id), |t| {
-            text::line(t, 128)
-        });
-        let first_name = errors.check("first_name", nonblank(self.first_name), |t| {
-            text::line(t, 200)
-        });
-        let last_name = errors.check("last_name", nonblank(self.last_name), |t| {
-            text::line(t, 200)
-        });
+        let contact_id = errors.check("contact_id", nonblank(self.contact_id), |t| text::line(t, 128));
+        let first_name = errors.check("first_name", nonblank(self.first_name), |t| text::line(t, 200));
+        let last_name = errors.check("last_name", nonblank(self.last_name), |t| text::line(t, 200));
         let email = errors.check("email", nonblank(self.email), |t| Email::parse(&t));
         let phone = errors.check("phone", nonblank(self.phone), |t| Phone::parse(&t));
-        let company_name = errors.check("company_name", nonblank(self.company_name), |t| {
-            text::line(t, 200)
-        });
-        let job_title = errors.check("job_title", nonblank(self.job_title), |t| {
-            text::line(t, 200)
-        });
+        let company_name = errors.check("company_name", nonblank(self.company_name), |t| text::line(t, 200));
+        let job_title = errors.check("job_title", nonblank(self.job_title), |t| text::line(t, 200));
         let bot = errors.nested("bot", self.bot.map(BotInput::validate));
         let answers = self.answers.unwrap_or_default();
         if answers.len() > MAX_ANSWERS {
@@ -287,63 +258,33 @@ impl LeadInput {
             .into_iter()
             .enumerate()
             .filter_map(|(index, answer)| {
-                errors.nested(
-                    &format!("answers[{index}]"),
-                    Some(answer.validate(created_at)),
-                )
+                errors.nested(&format!("answers[{index}]"), Some(answer.validate(created_at)))
             })
             .collect();
         let score = errors.check("score", self.score, |s| {
-            u8::try_from(s)
-                .ok()
-                .filter(|s| *s <= 100)
-                .ok_or("must be between 0 and 100")
+            u8::try_from(s).ok().filter(|s| *s <= 100).ok_or("must be between 0 and 100")
         });
-        let tags = errors
-            .check("tags", self.tags, text::tags)
-            .unwrap_or_default();
-        let status = errors
-            .check("status", self.status, |t| LeadStatus::parse(&t))
-            .unwrap_or_default();
-        let custom_fields = errors
-            .check("custom_fields", self.custom_fields, text::custom_fields)
-            .unwrap_or_default();
-        let conversion_url = errors.check("conversion_url", nonblank(self.conversion_url), |u| {
-            WebUrl::parse(&u)
-        });
+        let tags = errors.check("tags", self.tags, text::tags).unwrap_or_default();
+        let status = errors.check("status", self.status, |t| LeadStatus::parse(&t)).unwrap_or_default();
+        let custom_fields = errors.check("custom_fields", self.custom_fields, text::custom_fields).unwrap_or_default();
+        let conversion_url = errors.check("conversion_url", nonblank(self.conversion_url), |u| WebUrl::parse(&u));
         let first_touch = errors.nested("first_touch", self.first_touch.map(TouchInput::validate));
         let last_touch = errors.nested("last_touch", self.last_touch.map(TouchInput::validate));
-        let location = errors
-            .nested("location", self.location.map(LocationInput::validate))
-            .unwrap_or_default();
+        let location = errors.nested("location", self.location.map(LocationInput::validate)).unwrap_or_default();
         let from_address = errors.check("ip_address", nonblank(self.ip_address), |a| {
-            a.trim()
-                .parse()
-                .map(IpNetwork::mask)
-                .map_err(|_| "is not an IP address")
+            a.trim().parse().map(IpNetwork::mask).map_err(|_| "is not an IP address")
         });
-        let from_network = errors.check("ip_network", nonblank(self.ip_network), |n| {
-            IpNetwork::parse(&n)
-        });
+        let from_network = errors.check("ip_network", nonblank(self.ip_network), |n| IpNetwork::parse(&n));
         let ip_network = from_address.or(from_network);
         let consent = errors.nested("consent", self.consent.map(|c| c.validate(created_at)));
-        let visitor_profile_id = errors.check(
-            "visitor_profile_id",
-            nonblank(self.visitor_profile_id),
-            |t| VisitorId::parse(&t),
-        );
+        let visitor_profile_id =
+            errors.check("visitor_profile_id", nonblank(self.visitor_profile_id), |t| VisitorId::parse(&t));
         let organization_id =
-            errors.check("organization_id", nonblank(self.organization_id), |t| {
-                OrganizationId::parse(&t)
-            });
+            errors.check("organization_id", nonblank(self.organization_id), |t| OrganizationId::parse(&t));
 
         let identifiable = [contact_id.is_some(), email.is_some(), phone.is_some()];
         let named = first_name.is_some() || last_name.is_some();
-        if errors.is_empty()
-            && !identifiable.contains(&true)
-            && !named
-            && visitor_profile_id.is_none()
-        {
+        if errors.is_empty() && !identifiable.contains(&true) && !named && visitor_profile_id.is_none() {
             errors.add("email", "a lead needs at least one of email, phone, contact_id, a name or visitor_profile_id");
         }
         errors.finish(|| Lead {
@@ -449,8 +390,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused_by_the_parser() {
-        let parsed: Result<LeadInput, _> =
-            serde_json::from_value(serde_json::json!({"emial": "a@b.fi"}));
+        let parsed: Result<LeadInput, _> = serde_json::from_value(serde_json::json!({"emial": "a@b.fi"}));
         assert!(parsed.unwrap_err().to_string().contains("emial"));
     }
 
@@ -469,9 +409,7 @@ mod tests {
         for key in LEAD_READ_ONLY {
             json.as_object_mut().unwrap().remove(*key);
         }
-        let again = input(json)
-            .validate(lead.id, lead.created_at, lead.updated_at)
-            .unwrap();
+        let again = input(json).validate(lead.id, lead.created_at, lead.updated_at).unwrap();
         assert_eq!(again, lead);
     }
 }

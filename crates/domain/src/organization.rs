@@ -61,15 +61,8 @@ pub struct Organization {
 }
 
 /// Server-owned fields: identity, timestamps and the visit statistics collection maintains.
-pub const ORGANIZATION_READ_ONLY: &[&str] = &[
-    "id",
-    "created_at",
-    "updated_at",
-    "first_visit_at",
-    "last_visit_at",
-    "visit_count",
-    "visitor_count",
-];
+pub const ORGANIZATION_READ_ONLY: &[&str] =
+    &["id", "created_at", "updated_at", "first_visit_at", "last_visit_at", "visit_count", "visitor_count"];
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -137,41 +130,25 @@ impl OrganizationInput {
         }
         let name = errors.check("name", nonblank(self.name), |t| text::line(t, 200));
         let domain = errors.check("domain", nonblank(self.domain), |t| Domain::parse(&t));
-        let website_url = errors.check("website_url", nonblank(self.website_url), |t| {
-            WebUrl::parse(&t)
-        });
-        let business_id =
-            errors.check("business_id", nonblank(self.business_id), parse_business_id);
+        let website_url = errors.check("website_url", nonblank(self.website_url), |t| WebUrl::parse(&t));
+        let business_id = errors.check("business_id", nonblank(self.business_id), parse_business_id);
         let vat_id = errors.check("vat_id", nonblank(self.vat_id), parse_vat_id);
         let industry = errors.check("industry", nonblank(self.industry), |t| text::line(t, 200));
-        let employee_range =
-            errors.nested("employee_range", self.employee_range.map(validate_range));
-        let address = errors
-            .nested("address", self.address.map(validate_address))
-            .unwrap_or_default();
+        let employee_range = errors.nested("employee_range", self.employee_range.map(validate_range));
+        let address = errors.nested("address", self.address.map(validate_address)).unwrap_or_default();
         let phone = errors.check("phone", nonblank(self.phone), |t| Phone::parse(&t));
         let email = errors.check("email", nonblank(self.email), |t| Email::parse(&t));
-        let linkedin_url = errors.check("linkedin_url", nonblank(self.linkedin_url), |t| {
-            WebUrl::parse(&t)
-        });
-        let tags = errors
-            .check("tags", self.tags, text::tags)
-            .unwrap_or_default();
+        let linkedin_url = errors.check("linkedin_url", nonblank(self.linkedin_url), |t| WebUrl::parse(&t));
+        let tags = errors.check("tags", self.tags, text::tags).unwrap_or_default();
         let contacts = self.contacts.unwrap_or_default();
         if contacts.len() > MAX_CONTACTS {
-            errors.add(
-                "contacts",
-                format!("holds more than {MAX_CONTACTS} contacts"),
-            );
+            errors.add("contacts", format!("holds more than {MAX_CONTACTS} contacts"));
         }
         let contacts: Vec<Contact> = contacts
             .into_iter()
             .enumerate()
             .filter_map(|(index, contact)| {
-                errors.nested(
-                    &format!("contacts[{index}]"),
-                    Some(validate_contact(contact)),
-                )
+                errors.nested(&format!("contacts[{index}]"), Some(validate_contact(contact)))
             })
             .collect();
         match name {
@@ -217,12 +194,7 @@ impl Organization {
 fn parse_business_id(text: String) -> Result<String, String> {
     let text = text.trim().to_string();
     let finnish = text.len() == 9 && text.as_bytes()[7] == b'-';
-    if finnish
-        && text
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| i == 7 || b.is_ascii_digit())
-    {
+    if finnish && text.bytes().enumerate().all(|(i, b)| i == 7 || b.is_ascii_digit()) {
         return if finnish_check_digit_ok(&text) {
             Ok(text)
         } else {
@@ -230,23 +202,13 @@ fn parse_business_id(text: String) -> Result<String, String> {
         };
     }
     let plausible = (2..=32).contains(&text.len())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '/' | ' '));
-    if plausible {
-        Ok(text)
-    } else {
-        Err("is not a business id (2 to 32 letters, digits, - . /)".into())
-    }
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '/' | ' '));
+    if plausible { Ok(text) } else { Err("is not a business id (2 to 32 letters, digits, - . /)".into()) }
 }
 
 fn finnish_check_digit_ok(text: &str) -> bool {
     const WEIGHTS: [u32; 7] = [7, 9, 10, 5, 8, 4, 2];
-    let digits: Vec<u32> = text
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| u32::from(b - b'0'))
-        .collect();
+    let digits: Vec<u32> = text.bytes().filter(u8::is_ascii_digit).map(|b| u32::from(b - b'0')).collect();
     let sum: u32 = digits.iter().zip(WEIGHTS).map(|(d, w)| d * w).sum();
     let expected = match sum % 11 {
         0 => 0,
@@ -258,19 +220,11 @@ fn finnish_check_digit_ok(text: &str) -> bool {
 
 /// EU VAT numbers: two-letter country prefix and 2 to 13 letters or digits.
 fn parse_vat_id(text: String) -> Result<String, String> {
-    let compact: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
     let valid = (4..=15).contains(&compact.len())
         && compact[..2].chars().all(|c| c.is_ascii_uppercase())
         && compact[2..].chars().all(|c| c.is_ascii_alphanumeric());
-    if valid {
-        Ok(compact)
-    } else {
-        Err("is not a VAT number (country prefix and 2 to 13 letters or digits)".into())
-    }
+    if valid { Ok(compact) } else { Err("is not a VAT number (country prefix and 2 to 13 letters or digits)".into()) }
 }
 
 fn validate_range(input: EmployeeRangeInput) -> Result<EmployeeRange, ValidationErrors> {
@@ -289,19 +243,10 @@ fn validate_range(input: EmployeeRangeInput) -> Result<EmployeeRange, Validation
 fn validate_address(input: AddressInput) -> Result<Address, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let street = errors.check("street", nonblank(input.street), |t| text::line(t, 200));
-    let postal_code = errors.check("postal_code", nonblank(input.postal_code), |t| {
-        text::line(t, 20)
-    });
+    let postal_code = errors.check("postal_code", nonblank(input.postal_code), |t| text::line(t, 20));
     let city = errors.check("city", nonblank(input.city), |t| text::line(t, 200));
-    let country_code = errors.check("country_code", nonblank(input.country_code), |c| {
-        CountryCode::parse(&c)
-    });
-    errors.finish(|| Address {
-        street,
-        postal_code,
-        city,
-        country_code,
-    })
+    let country_code = errors.check("country_code", nonblank(input.country_code), |c| CountryCode::parse(&c));
+    errors.finish(|| Address { street, postal_code, city, country_code })
 }
 
 fn validate_contact(input: ContactInput) -> Result<Contact, ValidationErrors> {
@@ -350,15 +295,6 @@ mod tests {
         }))
         .unwrap_err();
         let fields: Vec<&str> = errors.errors().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            vec![
-                "name",
-                "domain",
-                "employee_range.max",
-                "address.country_code",
-                "contacts[0].lead_id"
-            ]
-        );
+        assert_eq!(fields, vec!["name", "domain", "employee_range.max", "address.country_code", "contacts[0].lead_id"]);
     }
 }

@@ -2,7 +2,6 @@
 //! validation of create.
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::validation::ValidationErrors;
@@ -39,21 +38,14 @@ pub fn refuse_read_only(body: &Value, read_only: &[&str]) -> Result<(), Validati
     errors.finish(|| ())
 }
 
-/// The entity with `patch` merged into it, as the raw input type, ready to validate again.
-pub fn apply<E: Serialize, I: DeserializeOwned>(
-    current: &E,
-    patch: &Value,
-    read_only: &[&str],
-) -> Result<I, PatchError> {
+/// The entity's JSON with `patch` merged into it and server-owned fields removed: the raw
+/// input to parse and validate again.
+pub fn apply<E: Serialize>(current: &E, patch: &Value, read_only: &[&str]) -> Result<Value, PatchError> {
     refuse_read_only(patch, read_only).map_err(PatchError::Invalid)?;
     if !patch.is_object() {
-        return Err(PatchError::Invalid(ValidationErrors::single(
-            "",
-            "a merge patch must be a JSON object",
-        )));
+        return Err(PatchError::Invalid(ValidationErrors::single("", "a merge patch must be a JSON object")));
     }
-    let mut document =
-        serde_json::to_value(current).map_err(|e| PatchError::Internal(e.to_string()))?;
+    let mut document = serde_json::to_value(current).map_err(|e| PatchError::Internal(e.to_string()))?;
     if let Value::Object(fields) = &mut document {
         for key in read_only {
             fields.remove(*key);
@@ -61,8 +53,7 @@ pub fn apply<E: Serialize, I: DeserializeOwned>(
     }
     merge(&mut document, patch);
     strip_nulls(&mut document);
-    serde_json::from_value(document)
-        .map_err(|e| PatchError::Invalid(ValidationErrors::single("", e.to_string())))
+    serde_json::from_value(document).map_err(|e| PatchError::Invalid(ValidationErrors::single("", e.to_string())))
 }
 
 /// Entities print absent values as `null`; inputs read absent and `null` alike, so drop them.
@@ -102,8 +93,7 @@ mod tests {
 
     #[test]
     fn read_only_fields_are_refused() {
-        let errors =
-            refuse_read_only(&json!({"id": "x", "name": "y"}), &["id", "created_at"]).unwrap_err();
+        let errors = refuse_read_only(&json!({"id": "x", "name": "y"}), &["id", "created_at"]).unwrap_err();
         assert_eq!(errors.errors()[0].field, "id");
     }
 }

@@ -27,9 +27,7 @@ impl Phone {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid);
         }
-        Ok(Self(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,18 +68,9 @@ mod tests {
 
     #[test]
     fn normalises_finnish_and_other_numbers_to_e164() {
-        assert_eq!(
-            Phone::parse("+358 40 123 4567").unwrap().as_str(),
-            "+358401234567"
-        );
-        assert_eq!(
-            Phone::parse("+358-9-1234567").unwrap().as_str(),
-            "+35891234567"
-        );
-        assert_eq!(
-            Phone::parse("+49 30 901820").unwrap().as_str(),
-            "+4930901820"
-        );
+        assert_eq!(Phone::parse("+358 40 123 4567").unwrap().as_str(), "+358401234567");
+        assert_eq!(Phone::parse("+358-9-1234567").unwrap().as_str(), "+35891234567");
+        assert_eq!(Phone::parse("+49 30 901820").unwrap().as_str(), "+4930901820");
     }
 
     #[test]

@@ -33,13 +33,7 @@ impl Tenant {
     pub fn new(name: &str, now: Timestamp) -> Result<Self, TenantError> {
         let name = text::line(name.to_string(), 200).map_err(TenantError::Name)?;
         let slug = TenantSlug::from_name(&name);
-        Ok(Self {
-            id: TenantId::new(),
-            name,
-            slug,
-            created_at: now,
-            settings: TenantSettings::default(),
-        })
+        Ok(Self { id: TenantId::new(), name, slug, created_at: now, settings: TenantSettings::default() })
     }
 }
 
@@ -62,14 +56,8 @@ impl TenantSlug {
         let valid = !text.is_empty()
             && text.len() <= 63
             && !text.starts_with('-')
-            && text
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if valid {
-            Ok(Self(text.to_string()))
-        } else {
-            Err(TenantError::Slug)
-        }
+            && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid { Ok(Self(text.to_string())) } else { Err(TenantError::Slug) }
     }
 
     /// Lower-cases, folds anything else to single dashes, and falls back to `tenant`.
@@ -83,11 +71,7 @@ impl TenantSlug {
             }
         }
         let slug: String = slug.trim_end_matches('-').chars().take(63).collect();
-        Self(if slug.is_empty() {
-            "tenant".to_string()
-        } else {
-            slug
-        })
+        Self(if slug.is_empty() { "tenant".to_string() } else { slug })
     }
 
     pub fn as_str(&self) -> &str {
@@ -127,9 +111,7 @@ impl Domain {
             return Err(TenantError::Domain);
         }
         match url::Host::parse(text) {
-            Ok(url::Host::Domain(ascii)) if ascii.contains('.') && ascii.len() <= 253 => {
-                Ok(Self(ascii))
-            }
+            Ok(url::Host::Domain(ascii)) if ascii.contains('.') && ascii.len() <= 253 => Ok(Self(ascii)),
             _ => Err(TenantError::Domain),
         }
     }
@@ -180,9 +162,7 @@ impl SiteKey {
     pub fn parse(text: &str) -> Option<Self> {
         let valid = text.len() == 31
             && text.starts_with("site_")
-            && text[5..]
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+            && text[5..].bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
         valid.then(|| Self(text.to_string()))
     }
 
@@ -206,10 +186,7 @@ mod tests {
 
     #[test]
     fn slugs_come_from_names() {
-        assert_eq!(
-            TenantSlug::from_name("Acme Oy — Helsinki").as_str(),
-            "acme-oy-helsinki"
-        );
+        assert_eq!(TenantSlug::from_name("Acme Oy — Helsinki").as_str(), "acme-oy-helsinki");
         assert_eq!(TenantSlug::from_name("ÄÖ").as_str(), "tenant");
         assert!(TenantSlug::parse("-bad").is_err());
     }
@@ -220,17 +197,8 @@ mod tests {
         assert_eq!(domain.as_str(), "example.fi");
         assert!(domain.covers("www.example.fi"));
         assert!(!domain.covers("badexample.fi"));
-        assert_eq!(
-            Domain::parse("exämple.fi").unwrap().as_str(),
-            "xn--exmple-cua.fi"
-        );
-        for bad in [
-            "",
-            "localhost",
-            "https://example.fi",
-            "exa mple.fi",
-            "a@b.fi",
-        ] {
+        assert_eq!(Domain::parse("exämple.fi").unwrap().as_str(), "xn--exmple-cua.fi");
+        for bad in ["", "localhost", "https://example.fi", "exa mple.fi", "a@b.fi"] {
             assert!(Domain::parse(bad).is_err(), "{bad:?}");
         }
     }

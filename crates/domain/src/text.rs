@@ -35,11 +35,7 @@ fn bounded(text: String, max: usize, multiline: bool) -> Result<String, TextErro
     if trimmed.chars().any(|c| c.is_control() && !allowed(c)) {
         return Err(TextError::Control);
     }
-    Ok(if trimmed.len() == text.len() {
-        text
-    } else {
-        trimmed.to_string()
-    })
+    Ok(if trimmed.len() == text.len() { text } else { trimmed.to_string() })
 }
 
 pub const MAX_TAGS: usize = 50;
@@ -87,9 +83,7 @@ macro_rules! string_schema {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 utoipa::openapi::schema::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
-                    .format(Some(utoipa::openapi::schema::SchemaFormat::Custom(
-                        $format.to_string(),
-                    )))
+                    .format(Some(utoipa::openapi::schema::SchemaFormat::Custom($format.to_string())))
                     .description(Some($description))
                     .into()
             }

@@ -25,8 +25,7 @@ impl Timestamp {
 
     /// Parses RFC 3339 with any offset and converts it to UTC.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
-        let parsed =
-            OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| TimestampError::Malformed)?;
+        let parsed = OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| TimestampError::Malformed)?;
         if parsed.year() < 1970 {
             return Err(TimestampError::OutOfRange);
         }
@@ -42,9 +41,7 @@ impl Timestamp {
 
     pub fn from_unix_micros(micros: i64) -> Result<Self, TimestampError> {
         let nanos = i128::from(micros) * 1_000;
-        OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .map(Self)
-            .map_err(|_| TimestampError::OutOfRange)
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).map(Self).map_err(|_| TimestampError::OutOfRange)
     }
 
     pub fn unix_micros(&self) -> i64 {
@@ -131,21 +128,9 @@ mod tests {
 
     #[test]
     fn refuses_dates_without_offset_and_garbage() {
-        assert_eq!(
-            Timestamp::parse("2026-11-22 10:00:00"),
-            Err(TimestampError::Malformed)
-        );
-        assert_eq!(
-            Timestamp::parse("2026-11-22T10:00:00"),
-            Err(TimestampError::Malformed)
-        );
-        assert_eq!(
-            Timestamp::parse("yesterday"),
-            Err(TimestampError::Malformed)
-        );
-        assert_eq!(
-            Timestamp::parse("2026-13-01T00:00:00Z"),
-            Err(TimestampError::Malformed)
-        );
+        assert_eq!(Timestamp::parse("2026-11-22 10:00:00"), Err(TimestampError::Malformed));
+        assert_eq!(Timestamp::parse("2026-11-22T10:00:00"), Err(TimestampError::Malformed));
+        assert_eq!(Timestamp::parse("yesterday"), Err(TimestampError::Malformed));
+        assert_eq!(Timestamp::parse("2026-13-01T00:00:00Z"), Err(TimestampError::Malformed));
     }
 }

@@ -36,9 +36,8 @@ pub struct UtmInput {
 impl UtmInput {
     pub fn validate(self) -> Result<Utm, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let mut part = |name: &str, value: Option<String>| {
-            errors.check(name, text::nonblank(value), |t| text::line(t, 200))
-        };
+        let mut part =
+            |name: &str, value: Option<String>| errors.check(name, text::nonblank(value), |t| text::line(t, 200));
         let utm = Utm {
             source: part("source", self.source),
             medium: part("medium", self.medium),
@@ -72,26 +71,15 @@ pub struct TouchInput {
 impl TouchInput {
     pub fn validate(self) -> Result<Touch, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let referrer_url = errors.check("referrer_url", text::nonblank(self.referrer_url), |u| {
-            WebUrl::parse(&u)
-        });
-        let landing_url = errors.check("landing_url", text::nonblank(self.landing_url), |u| {
-            WebUrl::parse(&u)
-        });
-        let utm = errors
-            .nested("utm", self.utm.map(UtmInput::validate))
-            .unwrap_or_default();
+        let referrer_url = errors.check("referrer_url", text::nonblank(self.referrer_url), |u| WebUrl::parse(&u));
+        let landing_url = errors.check("landing_url", text::nonblank(self.landing_url), |u| WebUrl::parse(&u));
+        let utm = errors.nested("utm", self.utm.map(UtmInput::validate)).unwrap_or_default();
         if self.occurred_at.is_none() {
             errors.add("occurred_at", "is required");
         }
         let occurred_at = errors.check("occurred_at", self.occurred_at, |t| Timestamp::parse(&t));
         match occurred_at {
-            Some(occurred_at) if errors.is_empty() => Ok(Touch {
-                referrer_url,
-                landing_url,
-                utm,
-                occurred_at,
-            }),
+            Some(occurred_at) if errors.is_empty() => Ok(Touch { referrer_url, landing_url, utm, occurred_at }),
             _ => Err(errors),
         }
     }

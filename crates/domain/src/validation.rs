@@ -22,10 +22,7 @@ impl ValidationErrors {
     }
 
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,19 +61,12 @@ impl ValidationErrors {
             } else {
                 format!("{prefix}.{}", error.field)
             };
-            self.0.push(FieldError {
-                field,
-                message: error.message,
-            });
+            self.0.push(FieldError { field, message: error.message });
         }
     }
 
     /// Takes the result of validating a nested value, recording its errors under `prefix`.
-    pub fn nested<T>(
-        &mut self,
-        prefix: &str,
-        result: Option<Result<T, ValidationErrors>>,
-    ) -> Option<T> {
+    pub fn nested<T>(&mut self, prefix: &str, result: Option<Result<T, ValidationErrors>>) -> Option<T> {
         match result? {
             Ok(value) => Some(value),
             Err(nested) => {
@@ -88,28 +78,17 @@ impl ValidationErrors {
 
     /// `Ok(value)` when nothing was recorded, else every recorded error.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ValidationErrors> {
-        if self.0.is_empty() {
-            Ok(value())
-        } else {
-            Err(self)
-        }
+        if self.0.is_empty() { Ok(value()) } else { Err(self) }
     }
 }
 
-fn parse_optional<T, R, E>(
-    value: Option<R>,
-    parse: impl FnOnce(R) -> Result<T, E>,
-) -> Result<Option<T>, E> {
+fn parse_optional<T, R, E>(value: Option<R>, parse: impl FnOnce(R) -> Result<T, E>) -> Result<Option<T>, E> {
     value.map(parse).transpose()
 }
 
 impl std::fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect();
+        let parts: Vec<String> = self.0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
         f.write_str(&parts.join("; "))
     }
 }

@@ -50,10 +50,7 @@ impl WebUrl {
 
     /// The host in lower case (ASCII form for IDNs).
     pub fn host(&self) -> String {
-        url::Url::parse(&self.0)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default()
+        url::Url::parse(&self.0).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
     }
 
     /// The URL without query and fragment, which is where personal data in URLs usually hides.
@@ -103,10 +100,7 @@ mod tests {
     #[test]
     fn accepts_web_urls_and_normalises_them() {
         let url = WebUrl::parse("HTTPS://Example.FI/hinnasto?utm_source=google").unwrap();
-        assert_eq!(
-            url.as_str(),
-            "https://example.fi/hinnasto?utm_source=google"
-        );
+        assert_eq!(url.as_str(), "https://example.fi/hinnasto?utm_source=google");
         assert_eq!(url.host(), "example.fi");
         assert_eq!(url.without_query(), "https://example.fi/hinnasto");
     }
@@ -115,10 +109,7 @@ mod tests {
     fn refuses_other_schemes_relative_urls_and_credentials() {
         assert_eq!(WebUrl::parse("javascript:alert(1)"), Err(UrlError::Scheme));
         assert_eq!(WebUrl::parse("/relative/path"), Err(UrlError::Malformed));
-        assert_eq!(
-            WebUrl::parse("https://user:pw@example.com/"),
-            Err(UrlError::Credentials)
-        );
+        assert_eq!(WebUrl::parse("https://user:pw@example.com/"), Err(UrlError::Credentials));
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert_eq!(WebUrl::parse(&long), Err(UrlError::TooLong));
     }

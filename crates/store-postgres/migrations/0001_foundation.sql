@@ -107,7 +107,7 @@ CREATE TABLE events (
     updated_at          TIMESTAMPTZ NOT NULL,
     session_id          UUID NOT NULL,
     visitor_profile_id  UUID NOT NULL,
-    position            TIMESTAMPTZ NOT NULL,
+    position            BIGINT NOT NULL,
     body                BYTEA NOT NULL,
     UNIQUE (tenant_id, id)
 );

@@ -1,19 +1,17 @@
 //! The PostgreSQL backend, for deployments that outgrow one machine: typed columns (uuid,
 //! timestamptz), the same tables and migration versions as SQLite.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use steward_domain::{
-    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId,
-    Timestamp, tenant::Domain,
+    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
 };
 use steward_store::sql::{self, Dialect, Statement};
-use steward_store::{
-    Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value,
-};
+use steward_store::{Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,42 +20,35 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    vault: Arc<Vault>,
 }
 
 impl PgStore {
     /// Connects to a `postgres://` URL and migrates the database.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    pub async fn open(url: &str, vault: Arc<Vault>) -> StoreResult<Self> {
         let options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
-        Self::open_with(options, None).await
+        Self::open_with(options, None, vault).await
     }
 
     /// Connects with every table inside `schema` (created if missing): tests get an isolated,
     /// fresh database this way without the cost of `CREATE DATABASE`.
-    pub async fn open_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
-        if !schema
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+    pub async fn open_in_schema(url: &str, schema: &str, vault: Arc<Vault>) -> StoreResult<Self> {
+        if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(StoreError::Corrupt(format!("bad schema name {schema:?}")));
         }
         let options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
-        Self::open_with(options, Some(schema)).await
+        Self::open_with(options, Some(schema), vault).await
     }
 
-    async fn open_with(options: PgConnectOptions, schema: Option<&str>) -> StoreResult<Self> {
+    async fn open_with(options: PgConnectOptions, schema: Option<&str>, vault: Arc<Vault>) -> StoreResult<Self> {
         let options = match schema {
             Some(schema) => {
-                let setup = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options.clone())
-                    .await;
+                let setup = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await;
                 let setup = setup.map_err(StoreError::backend)?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}"
-                )))
-                .execute(&setup)
-                .await
-                .map_err(StoreError::backend)?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+                    .execute(&setup)
+                    .await
+                    .map_err(StoreError::backend)?;
                 setup.close().await;
                 options.options([("search_path", schema)])
             }
@@ -70,7 +61,7 @@ impl PgStore {
             .await
             .map_err(StoreError::backend)?;
         MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
-        Ok(Self { pool })
+        Ok(Self { pool, vault })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -78,37 +69,26 @@ impl PgStore {
     }
 
     async fn execute(&self, statement: Statement) -> StoreResult<u64> {
-        let result = bind(&statement)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error("id"))?;
+        let result = bind(&statement).execute(&self.pool).await.map_err(map_error("id"))?;
         Ok(result.rows_affected())
     }
 
     async fn fetch_docs(&self, statement: Statement) -> StoreResult<Vec<Doc>> {
-        let rows = bind(&statement)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::backend)?;
+        let rows = bind(&statement).fetch_all(&self.pool).await.map_err(StoreError::backend)?;
         rows.iter().map(read_doc).collect()
     }
 }
 
-fn bind(
-    statement: &Statement,
-) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    statement.params.iter().fold(
-        sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())),
-        |query, value| match value {
-            // An untyped NULL: PostgreSQL infers the column's type.
-            Value::Null => query.bind(None::<String>),
-            Value::Int(n) => query.bind(*n),
-            Value::Text(text) => query.bind(text.as_str()),
-            Value::Bytes(bytes) => query.bind(bytes.as_slice()),
-            Value::Uuid(uuid) => query.bind(*uuid),
-            Value::Time(at) => query.bind(at.as_datetime()),
-        },
-    )
+fn bind(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    statement.params.iter().fold(sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())), |query, value| match value {
+        // An untyped NULL: PostgreSQL infers the column's type.
+        Value::Null => query.bind(None::<String>),
+        Value::Int(n) => query.bind(*n),
+        Value::Text(text) => query.bind(text.as_str()),
+        Value::Bytes(bytes) => query.bind(bytes.as_slice()),
+        Value::Uuid(uuid) => query.bind(*uuid),
+        Value::Time(at) => query.bind(at.as_datetime()),
+    })
 }
 
 fn uuid(row: &PgRow, column: &str) -> StoreResult<Uuid> {
@@ -201,11 +181,12 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::backend)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::backend)?;
         Ok(())
     }
 
@@ -331,61 +312,44 @@ impl Store for PgStore {
         row.as_ref().map(read_token).transpose()
     }
 
-    async fn insert_docs(
-        &self,
-        ctx: &TenantCtx,
-        kind: DocKind,
-        rows: &[DocRow],
-    ) -> StoreResult<()> {
+    async fn delete_token(&self, hash: &SecretHash, client: ClientId) -> StoreResult<bool> {
+        let result = sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1 AND client_id = $2")
+            .bind(hash.0.as_slice())
+            .bind(*client.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn insert_docs(&self, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
         for chunk in rows.chunks(sql::rows_per_insert(kind)) {
             let statement = sql::insert_docs(Dialect::Postgres, ctx, kind, chunk);
-            bind(&statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error("id"))?;
+            bind(&statement).execute(&mut *tx).await.map_err(map_error("id"))?;
         }
         tx.commit().await.map_err(StoreError::backend)
     }
 
     async fn get_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<Option<Doc>> {
-        Ok(self
-            .fetch_docs(sql::get_doc(Dialect::Postgres, ctx, kind, id))
-            .await?
-            .pop())
+        Ok(self.fetch_docs(sql::get_doc(Dialect::Postgres, ctx, kind, id)).await?.pop())
     }
 
     async fn update_doc(&self, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> StoreResult<bool> {
-        Ok(self
-            .execute(sql::update_doc(Dialect::Postgres, ctx, kind, row))
-            .await?
-            > 0)
+        Ok(self.execute(sql::update_doc(Dialect::Postgres, ctx, kind, row)).await? > 0)
     }
 
     async fn delete_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<bool> {
-        Ok(self
-            .execute(sql::delete_doc(Dialect::Postgres, ctx, kind, id))
-            .await?
-            > 0)
+        Ok(self.execute(sql::delete_doc(Dialect::Postgres, ctx, kind, id)).await? > 0)
     }
 
-    async fn list_docs(
-        &self,
-        ctx: &TenantCtx,
-        kind: DocKind,
-        query: &ListQuery,
-    ) -> StoreResult<Vec<Doc>> {
-        self.fetch_docs(sql::list_docs(Dialect::Postgres, ctx, kind, query)?)
-            .await
+    async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>> {
+        self.fetch_docs(sql::list_docs(Dialect::Postgres, ctx, kind, query)?).await
     }
 
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {
         let statement = sql::count_docs(Dialect::Postgres, ctx, kind);
-        let count: i64 = bind(&statement)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::backend)?
-            .get(0);
+        let count: i64 = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?.get(0);
         Ok(u64::try_from(count).unwrap_or(0))
     }
 }

@@ -2,21 +2,17 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use steward_domain::{
-    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId,
-    Timestamp, tenant::Domain,
+    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
 };
 use steward_store::sql::{self, Dialect, Statement};
-use steward_store::{
-    Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value,
-};
+use steward_store::{Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault};
 use uuid::Uuid;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -24,43 +20,37 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    vault: Arc<Vault>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://` URL and migrates it.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    pub async fn open(url: &str, vault: Arc<Vault>) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url).map_err(StoreError::backend)?;
-        if let Some(parent) = options
-            .get_filename()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
+        if let Some(parent) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(StoreError::backend)?;
         }
-        Self::open_with(options).await
+        Self::open_with(options, vault).await
     }
 
-    pub async fn open_file(path: &Path) -> StoreResult<Self> {
+    pub async fn open_file(path: &Path, vault: Arc<Vault>) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(StoreError::backend)?;
         }
-        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+        Self::open_with(SqliteConnectOptions::new().filename(path), vault).await
     }
 
-    async fn open_with(options: SqliteConnectOptions) -> StoreResult<Self> {
+    async fn open_with(options: SqliteConnectOptions, vault: Arc<Vault>) -> StoreResult<Self> {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(StoreError::backend)?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(StoreError::backend)?;
         MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
-        Ok(Self { pool })
+        Ok(Self { pool, vault })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -68,36 +58,25 @@ impl SqliteStore {
     }
 
     async fn execute(&self, statement: Statement) -> StoreResult<u64> {
-        let result = bind(&statement)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error("id"))?;
+        let result = bind(&statement).execute(&self.pool).await.map_err(map_error("id"))?;
         Ok(result.rows_affected())
     }
 
     async fn fetch_docs(&self, statement: Statement) -> StoreResult<Vec<Doc>> {
-        let rows = bind(&statement)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::backend)?;
+        let rows = bind(&statement).fetch_all(&self.pool).await.map_err(StoreError::backend)?;
         rows.iter().map(read_doc).collect()
     }
 }
 
-fn bind(
-    statement: &Statement,
-) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    statement.params.iter().fold(
-        sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())),
-        |query, value| match value {
-            Value::Null => query.bind(None::<i64>),
-            Value::Int(n) => query.bind(*n),
-            Value::Text(text) => query.bind(text.as_str()),
-            Value::Bytes(bytes) => query.bind(bytes.as_slice()),
-            Value::Uuid(uuid) => query.bind(uuid.as_bytes().as_slice()),
-            Value::Time(at) => query.bind(at.unix_micros()),
-        },
-    )
+fn bind(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    statement.params.iter().fold(sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())), |query, value| match value {
+        Value::Null => query.bind(None::<i64>),
+        Value::Int(n) => query.bind(*n),
+        Value::Text(text) => query.bind(text.as_str()),
+        Value::Bytes(bytes) => query.bind(bytes.as_slice()),
+        Value::Uuid(uuid) => query.bind(uuid.as_bytes().as_slice()),
+        Value::Time(at) => query.bind(at.unix_micros()),
+    })
 }
 
 fn uuid(row: &SqliteRow, column: &str) -> StoreResult<Uuid> {
@@ -195,27 +174,26 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::backend)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::backend)?;
         Ok(())
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         let settings = serde_json::to_string(&tenant.settings).map_err(corrupt)?;
-        sqlx::query(
-            "INSERT INTO tenants (id, name, slug, created_at, settings) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(id_bytes(tenant.id.as_uuid()))
-        .bind(&tenant.name)
-        .bind(tenant.slug.as_str())
-        .bind(tenant.created_at.unix_micros())
-        .bind(settings)
-        .execute(&self.pool)
-        .await
-        .map_err(map_error("id"))?;
+        sqlx::query("INSERT INTO tenants (id, name, slug, created_at, settings) VALUES (?, ?, ?, ?, ?)")
+            .bind(id_bytes(tenant.id.as_uuid()))
+            .bind(&tenant.name)
+            .bind(tenant.slug.as_str())
+            .bind(tenant.created_at.unix_micros())
+            .bind(settings)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error("id"))?;
         Ok(())
     }
 
@@ -327,61 +305,44 @@ impl Store for SqliteStore {
         row.as_ref().map(read_token).transpose()
     }
 
-    async fn insert_docs(
-        &self,
-        ctx: &TenantCtx,
-        kind: DocKind,
-        rows: &[DocRow],
-    ) -> StoreResult<()> {
+    async fn delete_token(&self, hash: &SecretHash, client: ClientId) -> StoreResult<bool> {
+        let result = sqlx::query("DELETE FROM access_tokens WHERE token_hash = ? AND client_id = ?")
+            .bind(hash.0.as_slice())
+            .bind(client.as_uuid().as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn insert_docs(&self, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
         for chunk in rows.chunks(sql::rows_per_insert(kind)) {
             let statement = sql::insert_docs(Dialect::Sqlite, ctx, kind, chunk);
-            bind(&statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error("id"))?;
+            bind(&statement).execute(&mut *tx).await.map_err(map_error("id"))?;
         }
         tx.commit().await.map_err(StoreError::backend)
     }
 
     async fn get_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<Option<Doc>> {
-        Ok(self
-            .fetch_docs(sql::get_doc(Dialect::Sqlite, ctx, kind, id))
-            .await?
-            .pop())
+        Ok(self.fetch_docs(sql::get_doc(Dialect::Sqlite, ctx, kind, id)).await?.pop())
     }
 
     async fn update_doc(&self, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> StoreResult<bool> {
-        Ok(self
-            .execute(sql::update_doc(Dialect::Sqlite, ctx, kind, row))
-            .await?
-            > 0)
+        Ok(self.execute(sql::update_doc(Dialect::Sqlite, ctx, kind, row)).await? > 0)
     }
 
     async fn delete_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<bool> {
-        Ok(self
-            .execute(sql::delete_doc(Dialect::Sqlite, ctx, kind, id))
-            .await?
-            > 0)
+        Ok(self.execute(sql::delete_doc(Dialect::Sqlite, ctx, kind, id)).await? > 0)
     }
 
-    async fn list_docs(
-        &self,
-        ctx: &TenantCtx,
-        kind: DocKind,
-        query: &ListQuery,
-    ) -> StoreResult<Vec<Doc>> {
-        self.fetch_docs(sql::list_docs(Dialect::Sqlite, ctx, kind, query)?)
-            .await
+    async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>> {
+        self.fetch_docs(sql::list_docs(Dialect::Sqlite, ctx, kind, query)?).await
     }
 
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {
         let statement = sql::count_docs(Dialect::Sqlite, ctx, kind);
-        let count: i64 = bind(&statement)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::backend)?
-            .get(0);
+        let count: i64 = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?.get(0);
         Ok(u64::try_from(count).unwrap_or(0))
     }
 }

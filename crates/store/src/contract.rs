@@ -6,14 +6,13 @@
 
 use serde_json::json;
 use steward_domain::{
-    AccessToken, ApiClient, ClientId, LeadId, Organization, OrganizationId, OrganizationInput,
-    Scopes, SecretHash, Site, SiteId, SiteKey, Tenant, Timestamp, lead::Lead,
-    organization::VisitStats,
+    AccessToken, ApiClient, ClientId, LeadId, Organization, OrganizationId, OrganizationInput, Scopes, SecretHash,
+    Site, SiteId, SiteKey, Tenant, Timestamp, lead::Lead, organization::VisitStats,
 };
 use uuid::Uuid;
 
-use crate::doc::{DocKind, ListQuery, Value};
-use crate::{Store, StoreError, StoreExt, TenantCtx, codec};
+use crate::doc::{DocKind, ListQuery};
+use crate::{Lookup, Store, StoreError, StoreExt, TenantCtx, VaultError};
 
 /// Generates one `#[tokio::test]` per contract check, each with a store from `$factory`, an
 /// async expression yielding `Option<(impl Store, guard)>`: the guard (a temporary folder, a
@@ -26,11 +25,14 @@ macro_rules! contract_suite {
             sites_belong_to_one_tenant_and_are_found_by_key,
             clients_and_tokens_round_trip,
             records_round_trip_exactly,
+            every_kind_of_record_round_trips,
             pages_follow_the_cursor_in_id_order,
             lists_filter_by_time_windows,
             lists_filter_by_projected_columns,
             update_replaces_and_delete_removes,
             another_tenant_sees_nothing,
+            bodies_are_sealed_and_bound_to_their_row,
+            a_destroyed_tenant_key_makes_its_records_unreadable,
         );
     };
     (@tests $factory:expr; $($name:ident,)*) => {
@@ -84,26 +86,15 @@ pub fn organization(name: &str) -> Organization {
     }))
     .expect("organization input");
     let now = Timestamp::now();
-    input
-        .validate(OrganizationId::new(), VisitStats::default(), now, now)
-        .expect("valid organization")
+    input.validate(OrganizationId::new(), VisitStats::default(), now, now).expect("valid organization")
 }
 
 pub async fn tenants_round_trip(store: &dyn Store) {
     let tenant = Tenant::new("Acme Oy", Timestamp::now()).unwrap();
     store.create_tenant(&tenant).await.unwrap();
-    assert_eq!(
-        store.get_tenant(tenant.id).await.unwrap(),
-        Some(tenant.clone())
-    );
+    assert_eq!(store.get_tenant(tenant.id).await.unwrap(), Some(tenant.clone()));
     assert!(store.list_tenants().await.unwrap().contains(&tenant));
-    assert_eq!(
-        store
-            .get_tenant(steward_domain::TenantId::new())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.get_tenant(steward_domain::TenantId::new()).await.unwrap(), None);
 }
 
 pub async fn sites_belong_to_one_tenant_and_are_found_by_key(store: &dyn Store) {
@@ -119,28 +110,13 @@ pub async fn sites_belong_to_one_tenant_and_are_found_by_key(store: &dyn Store) 
     store.add_site(&a, &site).await.unwrap();
     assert_eq!(store.list_sites(&a).await.unwrap(), vec![site.clone()]);
     assert!(store.list_sites(&b).await.unwrap().is_empty());
-    assert_eq!(
-        store.find_site_by_key(&site.site_key).await.unwrap(),
-        Some(site.clone())
-    );
+    assert_eq!(store.find_site_by_key(&site.site_key).await.unwrap(), Some(site.clone()));
 
-    let same_domain = Site {
-        id: SiteId::new(),
-        site_key: SiteKey::from_random([1; 16]),
-        ..site.clone()
-    };
+    let same_domain = Site { id: SiteId::new(), site_key: SiteKey::from_random([1; 16]), ..site.clone() };
     let conflict = store.add_site(&a, &same_domain).await.unwrap_err();
-    assert!(
-        matches!(conflict, StoreError::Conflict { field: "domain" }),
-        "{conflict:?}"
-    );
+    assert!(matches!(conflict, StoreError::Conflict { field: "domain" }), "{conflict:?}");
     // Another tenant may run the same domain (e.g. after a switch of provider).
-    let other = Site {
-        id: SiteId::new(),
-        tenant_id: b.tenant_id(),
-        site_key: SiteKey::from_random([2; 16]),
-        ..site
-    };
+    let other = Site { id: SiteId::new(), tenant_id: b.tenant_id(), site_key: SiteKey::from_random([2; 16]), ..site };
     store.add_site(&b, &other).await.unwrap();
 }
 
@@ -156,10 +132,7 @@ pub async fn clients_and_tokens_round_trip(store: &dyn Store) {
         created_at: Timestamp::now(),
     };
     store.create_client(&a, &client).await.unwrap();
-    assert_eq!(
-        store.find_client(client.id).await.unwrap(),
-        Some(client.clone())
-    );
+    assert_eq!(store.find_client(client.id).await.unwrap(), Some(client.clone()));
     assert_eq!(store.list_clients(&a).await.unwrap(), vec![client.clone()]);
     assert!(store.list_clients(&b).await.unwrap().is_empty());
 
@@ -173,33 +146,91 @@ pub async fn clients_and_tokens_round_trip(store: &dyn Store) {
         expires_at: now.checked_add(time::Duration::hours(1)).unwrap(),
     };
     store.store_token(&token).await.unwrap();
-    assert_eq!(
-        store.find_token(&token.token_hash).await.unwrap(),
-        Some(token)
-    );
+    assert_eq!(store.find_token(&token.token_hash).await.unwrap(), Some(token));
     assert_eq!(store.find_token(&SecretHash([8; 32])).await.unwrap(), None);
 }
 
 pub async fn records_round_trip_exactly(store: &dyn Store) {
     let ctx = tenant(store, "A").await;
     let lead = lead(1);
-    store
-        .insert(&ctx, std::slice::from_ref(&lead))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(),
-        Some(lead.clone())
-    );
+    store.insert(&ctx, std::slice::from_ref(&lead)).await.unwrap();
+    assert_eq!(store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(), Some(lead.clone()));
 
     let organization = organization("Esimerkki Oy");
-    store
-        .insert(&ctx, std::slice::from_ref(&organization))
-        .await
-        .unwrap();
+    store.insert(&ctx, std::slice::from_ref(&organization)).await.unwrap();
     let back: Option<Organization> = store.get(&ctx, organization.id.into_uuid()).await.unwrap();
     assert_eq!(back, Some(organization));
     assert_eq!(store.count::<Lead>(&ctx).await.unwrap(), 1);
+}
+
+/// A small demo tenant: organizations, visitors, sessions, events and leads, all read back as stored.
+pub async fn every_kind_of_record_round_trips(store: &dyn Store) {
+    use steward_domain::{Event, Session, VisitorProfile};
+    let ctx = tenant(store, "A").await;
+    let end = Timestamp::parse("2026-11-22T00:00:00Z").unwrap();
+    let data = steward_demo::generate(&steward_demo::DemoConfig::demo(end).scaled(0.01));
+    store.insert(&ctx, &data.organizations).await.unwrap();
+    store.insert(&ctx, &data.visitors).await.unwrap();
+    store.insert(&ctx, &data.sessions).await.unwrap();
+    store.insert(&ctx, &data.events).await.unwrap();
+    store.insert(&ctx, &data.leads).await.unwrap();
+
+    async fn all<R: crate::Record + Clone>(
+        store: &dyn Store,
+        ctx: &TenantCtx,
+        equals: Vec<(&'static str, crate::Value)>,
+    ) -> Vec<R> {
+        let mut query = ListQuery { limit: crate::doc::MAX_PAGE, equals, ..ListQuery::default() };
+        let mut found = Vec::new();
+        loop {
+            let page: Vec<R> = store.list(ctx, &query).await.unwrap();
+            let Some(last) = page.last() else { break };
+            query.after = Some(last.key());
+            found.extend(page);
+        }
+        found
+    }
+    let sorted = |mut records: Vec<Uuid>| {
+        records.sort();
+        records
+    };
+    let organizations: Vec<Organization> = all(store, &ctx, vec![]).await;
+    assert_eq!(organizations.len(), data.organizations.len());
+    for organization in &data.organizations {
+        assert!(organizations.contains(organization));
+    }
+    let visitors: Vec<VisitorProfile> = all(store, &ctx, vec![]).await;
+    assert_eq!(
+        sorted(visitors.iter().map(|v| v.id.into_uuid()).collect()),
+        sorted(data.visitors.iter().map(|v| v.id.into_uuid()).collect())
+    );
+    let sessions: Vec<Session> = all(store, &ctx, vec![]).await;
+    assert_eq!(sessions.len(), data.sessions.len());
+    let leads: Vec<Lead> = all(store, &ctx, vec![]).await;
+    assert_eq!(leads.len(), data.leads.len());
+
+    // A visitor's journey: its sessions, and each session's events in position order.
+    let visitor = data.visitors.iter().max_by_key(|v| v.visit_count).unwrap();
+    assert_eq!(store.get::<VisitorProfile>(&ctx, visitor.id.into_uuid()).await.unwrap().as_ref(), Some(visitor));
+    let journey: Vec<Session> = all(store, &ctx, vec![("visitor_profile_id", visitor.id.into_uuid().into())]).await;
+    assert_eq!(journey.len() as u64, visitor.visit_count);
+    for session in &journey {
+        assert!(data.sessions.contains(session));
+        let mut events: Vec<Event> = all(store, &ctx, vec![("session_id", session.id.into_uuid().into())]).await;
+        events.sort_by_key(|e| e.position);
+        let expected: Vec<&Event> = data.events.iter().filter(|e| e.session_id == session.id).collect();
+        assert_eq!(events.iter().collect::<Vec<_>>(), expected);
+    }
+    for kind in [DocKind::Organization, DocKind::VisitorProfile, DocKind::Session, DocKind::Event, DocKind::Lead] {
+        let expected = match kind {
+            DocKind::Organization => data.organizations.len(),
+            DocKind::VisitorProfile => data.visitors.len(),
+            DocKind::Session => data.sessions.len(),
+            DocKind::Event => data.events.len(),
+            DocKind::Lead => data.leads.len(),
+        };
+        assert_eq!(store.count_docs(&ctx, kind).await.unwrap(), expected as u64, "{kind:?}");
+    }
 }
 
 pub async fn pages_follow_the_cursor_in_id_order(store: &dyn Store) {
@@ -207,10 +238,7 @@ pub async fn pages_follow_the_cursor_in_id_order(store: &dyn Store) {
     let leads: Vec<Lead> = (0..250).map(lead).collect();
     store.insert(&ctx, &leads).await.unwrap();
     let mut seen = Vec::new();
-    let mut query = ListQuery {
-        limit: 100,
-        ..ListQuery::default()
-    };
+    let mut query = ListQuery { limit: 100, ..ListQuery::default() };
     loop {
         let page: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
         if page.is_empty() {
@@ -227,10 +255,7 @@ pub async fn lists_filter_by_time_windows(store: &dyn Store) {
     let ctx = tenant(store, "A").await;
     let at = |text: &str| Timestamp::parse(text).unwrap();
     let mut leads = Vec::new();
-    for (n, day) in ["2026-01-01", "2026-02-01", "2026-03-01"]
-        .iter()
-        .enumerate()
-    {
+    for (n, day) in ["2026-01-01", "2026-02-01", "2026-03-01"].iter().enumerate() {
         let mut lead = lead(n as u32);
         lead.created_at = at(&format!("{day}T00:00:00Z"));
         lead.updated_at = at(&format!("{day}T12:00:00Z"));
@@ -246,15 +271,8 @@ pub async fn lists_filter_by_time_windows(store: &dyn Store) {
         created_to: Some(at("2026-03-01T00:00:00Z")),
         ..ListQuery::default()
     };
-    assert_eq!(
-        ids(window).await,
-        vec![leads[1].id],
-        "from is inclusive, to exclusive"
-    );
-    let since = ListQuery {
-        updated_since: Some(at("2026-02-01T12:00:00Z")),
-        ..ListQuery::default()
-    };
+    assert_eq!(ids(window).await, vec![leads[1].id], "from is inclusive, to exclusive");
+    let since = ListQuery { updated_since: Some(at("2026-02-01T12:00:00Z")), ..ListQuery::default() };
     assert_eq!(ids(since).await, vec![leads[1].id, leads[2].id]);
 }
 
@@ -264,7 +282,7 @@ pub async fn lists_filter_by_projected_columns(store: &dyn Store) {
     store.insert(&ctx, &leads).await.unwrap();
     let email = leads[3].email.clone().unwrap();
     let query = ListQuery {
-        equals: vec![("email_key", Value::Bytes(codec::email_key(&email)))],
+        equals: vec![store.lookup(&ctx, Lookup::Email, &email.lookup_key()).unwrap()],
         ..ListQuery::default()
     };
     let found: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
@@ -275,38 +293,15 @@ pub async fn lists_filter_by_projected_columns(store: &dyn Store) {
 pub async fn update_replaces_and_delete_removes(store: &dyn Store) {
     let ctx = tenant(store, "A").await;
     let mut lead = lead(1);
-    store
-        .insert(&ctx, std::slice::from_ref(&lead))
-        .await
-        .unwrap();
+    store.insert(&ctx, std::slice::from_ref(&lead)).await.unwrap();
     lead.first_name = Some("Eino".into());
     lead.updated_at = Timestamp::now();
     assert!(store.update(&ctx, &lead).await.unwrap());
-    assert_eq!(
-        store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(),
-        Some(lead.clone())
-    );
-    assert!(
-        store
-            .delete::<Lead>(&ctx, lead.id.into_uuid())
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(),
-        None
-    );
-    assert!(
-        !store
-            .delete::<Lead>(&ctx, lead.id.into_uuid())
-            .await
-            .unwrap(),
-        "second delete finds nothing"
-    );
-    assert!(
-        !store.update(&ctx, &lead).await.unwrap(),
-        "update of a deleted row changes nothing"
-    );
+    assert_eq!(store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(), Some(lead.clone()));
+    assert!(store.delete::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap());
+    assert_eq!(store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(), None);
+    assert!(!store.delete::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(), "second delete finds nothing");
+    assert!(!store.update(&ctx, &lead).await.unwrap(), "update of a deleted row changes nothing");
 }
 
 pub async fn another_tenant_sees_nothing(store: &dyn Store) {
@@ -314,45 +309,57 @@ pub async fn another_tenant_sees_nothing(store: &dyn Store) {
     let intruder = tenant(store, "Intruder").await;
     let lead = lead(1);
     let organization = organization("Salainen Oy");
-    store
-        .insert(&owner, std::slice::from_ref(&lead))
-        .await
-        .unwrap();
-    store
-        .insert(&owner, std::slice::from_ref(&organization))
-        .await
-        .unwrap();
+    store.insert(&owner, std::slice::from_ref(&lead)).await.unwrap();
+    store.insert(&owner, std::slice::from_ref(&organization)).await.unwrap();
     let id = lead.id.into_uuid();
 
     assert_eq!(store.get::<Lead>(&intruder, id).await.unwrap(), None);
-    assert_eq!(
-        store
-            .get::<Organization>(&intruder, organization.id.into_uuid())
-            .await
-            .unwrap(),
-        None
-    );
-    assert!(
-        store
-            .list::<Lead>(&intruder, &ListQuery::default())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(store.get::<Organization>(&intruder, organization.id.into_uuid()).await.unwrap(), None);
+    assert!(store.list::<Lead>(&intruder, &ListQuery::default()).await.unwrap().is_empty());
     assert_eq!(store.count::<Lead>(&intruder).await.unwrap(), 0);
     let mut changed = lead.clone();
     changed.first_name = Some("Hijacked".into());
     assert!(!store.update(&intruder, &changed).await.unwrap());
     assert!(!store.delete::<Lead>(&intruder, id).await.unwrap());
-    assert!(
-        !store
-            .delete::<Organization>(&intruder, organization.id.into_uuid())
-            .await
-            .unwrap()
-    );
+    assert!(!store.delete::<Organization>(&intruder, organization.id.into_uuid()).await.unwrap());
     // Inserting a row with a taken id under another tenant must not overwrite the owner's row.
-    let _ = store
-        .insert(&intruder, std::slice::from_ref(&changed))
-        .await;
+    let _ = store.insert(&intruder, std::slice::from_ref(&changed)).await;
     assert_eq!(store.get::<Lead>(&owner, id).await.unwrap(), Some(lead));
+}
+
+pub async fn bodies_are_sealed_and_bound_to_their_row(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let (first, second) = (lead(1), lead(2));
+    store.insert(&ctx, &[first.clone(), second.clone()]).await.unwrap();
+    let raw = store.get_doc(&ctx, DocKind::Lead, first.id.into_uuid()).await.unwrap().unwrap();
+    let email = first.email.as_ref().unwrap().as_str().as_bytes();
+    assert!(!raw.body.windows(email.len()).any(|w| w == email), "the body holds the email in clear");
+    // A body copied onto another row does not open there.
+    let moved = crate::DocRow {
+        id: second.id.into_uuid(),
+        created_at: second.created_at,
+        updated_at: second.updated_at,
+        columns: Vec::new(),
+        body: raw.body.clone(),
+    };
+    let columns = {
+        let keys = store.keys(&ctx).unwrap();
+        crate::Record::projection(&second, &keys)
+    };
+    assert!(store.update_doc(&ctx, DocKind::Lead, &crate::DocRow { columns, ..moved }).await.unwrap());
+    let error = store.get::<Lead>(&ctx, second.id.into_uuid()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Key(VaultError::Open)), "{error:?}");
+}
+
+pub async fn a_destroyed_tenant_key_makes_its_records_unreadable(store: &dyn Store) {
+    let shredded = tenant(store, "Leaving").await;
+    let staying = tenant(store, "Staying").await;
+    let (gone, kept) = (lead(1), lead(2));
+    store.insert(&shredded, std::slice::from_ref(&gone)).await.unwrap();
+    store.insert(&staying, std::slice::from_ref(&kept)).await.unwrap();
+    store.vault().destroy(shredded.tenant_id()).unwrap();
+    let error = store.get::<Lead>(&shredded, gone.id.into_uuid()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Key(VaultError::Destroyed(_))), "{error:?}");
+    assert!(store.insert(&shredded, &[lead(3)]).await.is_err(), "no new data under a destroyed key");
+    assert_eq!(store.get::<Lead>(&staying, kept.id.into_uuid()).await.unwrap(), Some(kept));
 }

@@ -77,13 +77,7 @@ pub enum DocKind {
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 5] = [
-        Self::Lead,
-        Self::Organization,
-        Self::VisitorProfile,
-        Self::Session,
-        Self::Event,
-    ];
+    pub const ALL: [DocKind; 5] = [Self::Lead, Self::Organization, Self::VisitorProfile, Self::Session, Self::Event];
 
     pub fn table(&self) -> &'static str {
         match self {
@@ -111,11 +105,7 @@ impl DocKind {
             Self::Organization => &[("domain", Text)],
             Self::VisitorProfile => &[("organization_id", Uuid), ("contact_key", Bytes)],
             Self::Session => &[("visitor_profile_id", Uuid)],
-            Self::Event => &[
-                ("session_id", Uuid),
-                ("visitor_profile_id", Uuid),
-                ("position", Int),
-            ],
+            Self::Event => &[("session_id", Uuid), ("visitor_profile_id", Uuid), ("position", Int)],
         }
     }
 
@@ -161,14 +151,7 @@ pub struct ListQuery {
 
 impl Default for ListQuery {
     fn default() -> Self {
-        Self {
-            after: None,
-            limit: 100,
-            created_from: None,
-            created_to: None,
-            updated_since: None,
-            equals: Vec::new(),
-        }
+        Self { after: None, limit: 100, created_from: None, created_to: None, updated_since: None, equals: Vec::new() }
     }
 }
 

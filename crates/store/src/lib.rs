@@ -10,16 +10,16 @@ pub mod contract;
 pub mod doc;
 pub mod records;
 pub mod sql;
+pub mod vault;
 
 use std::fmt;
 
 use async_trait::async_trait;
-use steward_domain::{
-    AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId,
-};
+use steward_domain::{AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId};
 
 pub use doc::{ColumnType, Doc, DocKind, DocRow, ListQuery, Value};
-pub use records::{Record, StoreExt};
+pub use records::{Lookup, Record, StoreExt};
+pub use vault::{MasterKey, TenantKeys, Vault, VaultError};
 
 /// The tenant a store call acts for. Every query on tenant data is bounded by it; a row of
 /// another tenant is indistinguishable from a row that does not exist.
@@ -56,6 +56,9 @@ pub enum StoreError {
     /// A stored body could not be decoded: data corruption or a bug, never user input.
     #[error("stored record could not be read: {0}")]
     Corrupt(String),
+    /// The tenant's data key is destroyed (crypto-shredded) or cannot be unwrapped.
+    #[error("{0}")]
+    Key(#[from] VaultError),
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -74,6 +77,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// The tenant data keys that seal this store's records.
+    fn vault(&self) -> &Vault;
 
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> StoreResult<()>;
@@ -95,25 +101,15 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     async fn store_token(&self, token: &AccessToken) -> StoreResult<()>;
     async fn find_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessToken>>;
+    /// Revokes a token of `client`; false when it holds no such token.
+    async fn delete_token(&self, hash: &SecretHash, client: ClientId) -> StoreResult<bool>;
 
-    async fn insert_docs(&self, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow])
-    -> StoreResult<()>;
-    async fn get_doc(
-        &self,
-        ctx: &TenantCtx,
-        kind: DocKind,
-        id: uuid::Uuid,
-    ) -> StoreResult<Option<Doc>>;
+    async fn insert_docs(&self, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow]) -> StoreResult<()>;
+    async fn get_doc(&self, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid) -> StoreResult<Option<Doc>>;
     /// Replaces a stored document; false when no such row exists for this tenant.
     async fn update_doc(&self, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> StoreResult<bool>;
-    async fn delete_doc(&self, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid)
-    -> StoreResult<bool>;
+    async fn delete_doc(&self, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid) -> StoreResult<bool>;
     /// Rows in ascending id order (ids are time-ordered), after the query's cursor.
-    async fn list_docs(
-        &self,
-        ctx: &TenantCtx,
-        kind: DocKind,
-        query: &ListQuery,
-    ) -> StoreResult<Vec<Doc>>;
+    async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>>;
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64>;
 }

@@ -6,8 +6,9 @@ use serde::de::DeserializeOwned;
 use steward_domain::{Event, Lead, Organization, Session, Timestamp, VisitorProfile};
 use uuid::Uuid;
 
-use crate::codec::{self, contact_key, email_key, phone_key};
-use crate::doc::{DocKind, DocRow, ListQuery, Value};
+use crate::codec;
+use crate::doc::{Doc, DocKind, DocRow, ListQuery, Value};
+use crate::vault::TenantKeys;
 use crate::{Store, StoreResult, TenantCtx};
 
 /// An entity the store keeps as a document.
@@ -16,16 +17,17 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn key(&self) -> Uuid;
     fn created_at(&self) -> Timestamp;
     fn updated_at(&self) -> Timestamp;
-    /// Values of `KIND.columns()`, in order.
-    fn projection(&self) -> Vec<Value>;
+    /// Values of `KIND.columns()`, in order; lookup columns hold keyed hashes.
+    fn projection(&self, keys: &TenantKeys) -> Vec<Value>;
 
-    fn to_row(&self) -> StoreResult<DocRow> {
+    fn to_row(&self, ctx: &TenantCtx, keys: &TenantKeys) -> StoreResult<DocRow> {
+        let id = self.key();
         Ok(DocRow {
-            id: self.key(),
+            id,
             created_at: self.created_at(),
             updated_at: self.updated_at(),
-            columns: self.projection(),
-            body: codec::encode(self)?,
+            columns: self.projection(keys),
+            body: codec::encode(self, keys, &codec::context(ctx, Self::KIND, &id))?,
         })
     }
 }
@@ -41,14 +43,14 @@ impl Record for Lead {
     fn updated_at(&self) -> Timestamp {
         self.updated_at
     }
-    fn projection(&self) -> Vec<Value> {
+    fn projection(&self, keys: &TenantKeys) -> Vec<Value> {
         vec![
             self.visitor_profile_id.map(|id| id.into_uuid()).into(),
             self.organization_id.map(|id| id.into_uuid()).into(),
             self.status.as_str().into(),
-            self.email.as_ref().map(email_key).into(),
-            self.phone.as_ref().map(phone_key).into(),
-            self.contact_id.as_deref().map(contact_key).into(),
+            self.email.as_ref().map(|email| Lookup::Email.key(keys, &email.lookup_key())).into(),
+            self.phone.as_ref().map(|phone| Lookup::Phone.key(keys, phone.as_str())).into(),
+            self.contact_id.as_deref().map(|id| Lookup::ContactId.key(keys, id)).into(),
         ]
     }
 }
@@ -64,7 +66,7 @@ impl Record for Organization {
     fn updated_at(&self) -> Timestamp {
         self.updated_at
     }
-    fn projection(&self) -> Vec<Value> {
+    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
         vec![self.domain.as_ref().map(|d| d.as_str()).into()]
     }
 }
@@ -80,10 +82,10 @@ impl Record for VisitorProfile {
     fn updated_at(&self) -> Timestamp {
         self.last_seen_at
     }
-    fn projection(&self) -> Vec<Value> {
+    fn projection(&self, keys: &TenantKeys) -> Vec<Value> {
         vec![
             self.organization_id.map(|id| id.into_uuid()).into(),
-            self.contact_id.as_deref().map(contact_key).into(),
+            self.contact_id.as_deref().map(|id| Lookup::ContactId.key(keys, id)).into(),
         ]
     }
 }
@@ -99,7 +101,7 @@ impl Record for Session {
     fn updated_at(&self) -> Timestamp {
         self.ended_at
     }
-    fn projection(&self) -> Vec<Value> {
+    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
         vec![self.visitor_profile_id.into_uuid().into()]
     }
 }
@@ -115,7 +117,7 @@ impl Record for Event {
     fn updated_at(&self) -> Timestamp {
         self.occurred_at
     }
-    fn projection(&self) -> Vec<Value> {
+    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
         vec![
             self.session_id.into_uuid().into(),
             self.visitor_profile_id.into_uuid().into(),
@@ -124,27 +126,60 @@ impl Record for Event {
     }
 }
 
+/// The values with an exact-match lookup column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Email,
+    Phone,
+    ContactId,
+}
+
+impl Lookup {
+    pub fn column(&self) -> &'static str {
+        match self {
+            Self::Email => "email_key",
+            Self::Phone => "phone_key",
+            Self::ContactId => "contact_key",
+        }
+    }
+
+    /// The keyed hash of an already normalised value (an email's `lookup_key`, an E.164 phone).
+    pub fn key(&self, keys: &TenantKeys, normalised: &str) -> Vec<u8> {
+        keys.lookup_key(self.column(), normalised)
+    }
+}
+
 /// Typed methods over any [`Store`].
 #[async_trait]
 pub trait StoreExt: Store {
+    /// The tenant's keys (created on first use).
+    fn keys(&self, ctx: &TenantCtx) -> StoreResult<std::sync::Arc<TenantKeys>> {
+        Ok(self.vault().keys(ctx.tenant_id())?)
+    }
+
+    /// The lookup-column filter that finds `normalised` exactly.
+    fn lookup(&self, ctx: &TenantCtx, lookup: Lookup, normalised: &str) -> StoreResult<(&'static str, Value)> {
+        let keys = self.keys(ctx)?;
+        Ok((lookup.column(), Value::Bytes(lookup.key(&keys, normalised))))
+    }
+
     async fn insert<R: Record>(&self, ctx: &TenantCtx, records: &[R]) -> StoreResult<()> {
-        let rows = records
-            .iter()
-            .map(Record::to_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let keys = self.keys(ctx)?;
+        let rows = records.iter().map(|record| record.to_row(ctx, &keys)).collect::<StoreResult<Vec<_>>>()?;
         self.insert_docs(ctx, R::KIND, &rows).await
     }
 
     async fn get<R: Record>(&self, ctx: &TenantCtx, id: Uuid) -> StoreResult<Option<R>> {
         match self.get_doc(ctx, R::KIND, id).await? {
-            Some(row) => codec::decode(&row.body).map(Some),
+            Some(doc) => decode_doc(ctx, &*self.keys(ctx)?, R::KIND, &doc).map(Some),
             None => Ok(None),
         }
     }
 
     /// Replaces the stored record with the same id; false when there is none for this tenant.
     async fn update<R: Record>(&self, ctx: &TenantCtx, record: &R) -> StoreResult<bool> {
-        self.update_doc(ctx, R::KIND, &record.to_row()?).await
+        let keys = self.keys(ctx)?;
+        self.update_doc(ctx, R::KIND, &record.to_row(ctx, &keys)?).await
     }
 
     async fn delete<R: Record>(&self, ctx: &TenantCtx, id: Uuid) -> StoreResult<bool> {
@@ -152,8 +187,9 @@ pub trait StoreExt: Store {
     }
 
     async fn list<R: Record>(&self, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<Vec<R>> {
-        let rows = self.list_docs(ctx, R::KIND, query).await?;
-        rows.iter().map(|row| codec::decode(&row.body)).collect()
+        let docs = self.list_docs(ctx, R::KIND, query).await?;
+        let keys = self.keys(ctx)?;
+        docs.iter().map(|doc| decode_doc(ctx, &keys, R::KIND, doc)).collect()
     }
 
     async fn count<R: Record>(&self, ctx: &TenantCtx) -> StoreResult<u64> {
@@ -162,3 +198,8 @@ pub trait StoreExt: Store {
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}
+
+/// Opens a stored body; the context binds it to its row.
+pub fn decode_doc<R: Record>(ctx: &TenantCtx, keys: &TenantKeys, kind: DocKind, doc: &Doc) -> StoreResult<R> {
+    codec::decode(&doc.body, keys, &codec::context(ctx, kind, &doc.id))
+}

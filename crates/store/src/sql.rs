@@ -27,11 +27,7 @@ struct Builder {
 
 impl Builder {
     fn new(dialect: Dialect) -> Self {
-        Self {
-            dialect,
-            sql: String::with_capacity(256),
-            params: Vec::new(),
-        }
+        Self { dialect, sql: String::with_capacity(256), params: Vec::new() }
     }
 
     fn push(&mut self, text: &str) -> &mut Self {
@@ -68,15 +64,11 @@ impl Builder {
     }
 
     fn tenant(&mut self, ctx: &TenantCtx) -> &mut Self {
-        self.push("tenant_id = ")
-            .param(Value::Uuid(ctx.tenant_id().into_uuid()))
+        self.push("tenant_id = ").param(Value::Uuid(ctx.tenant_id().into_uuid()))
     }
 
     fn finish(self) -> Statement {
-        Statement {
-            sql: self.sql,
-            params: self.params,
-        }
+        Statement { sql: self.sql, params: self.params }
     }
 }
 
@@ -91,9 +83,7 @@ pub fn rows_per_insert(kind: DocKind) -> usize {
 
 pub fn insert_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow]) -> Statement {
     let mut b = Builder::new(dialect);
-    b.push("INSERT INTO ")
-        .push(kind.table())
-        .push(" (tenant_id, id, created_at, updated_at");
+    b.push("INSERT INTO ").push(kind.table()).push(" (tenant_id, id, created_at, updated_at");
     for (column, _) in kind.columns() {
         b.push(", ").push(column);
     }
@@ -114,30 +104,18 @@ pub fn insert_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, rows: &[Doc
 
 pub fn get_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid) -> Statement {
     let mut b = Builder::new(dialect);
-    b.push("SELECT ")
-        .push(READ_COLUMNS)
-        .push(" FROM ")
-        .push(kind.table())
-        .push(" WHERE ");
+    b.push("SELECT ").push(READ_COLUMNS).push(" FROM ").push(kind.table()).push(" WHERE ");
     b.tenant(ctx).push(" AND id = ").param(Value::Uuid(id));
     b.finish()
 }
 
 pub fn update_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> Statement {
     let mut b = Builder::new(dialect);
-    b.push("UPDATE ")
-        .push(kind.table())
-        .push(" SET updated_at = ")
-        .param(Value::Time(row.updated_at));
+    b.push("UPDATE ").push(kind.table()).push(" SET updated_at = ").param(Value::Time(row.updated_at));
     for ((column, column_type), value) in kind.columns().iter().zip(&row.columns) {
-        b.push(", ")
-            .push(column)
-            .push(" = ")
-            .column_param(value.clone(), *column_type);
+        b.push(", ").push(column).push(" = ").column_param(value.clone(), *column_type);
     }
-    b.push(", body = ")
-        .param(Value::Bytes(row.body.clone()))
-        .push(" WHERE ");
+    b.push(", body = ").param(Value::Bytes(row.body.clone())).push(" WHERE ");
     b.tenant(ctx).push(" AND id = ").param(Value::Uuid(row.id));
     b.finish()
 }
@@ -151,25 +129,14 @@ pub fn delete_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, id: uuid::Uu
 
 pub fn count_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind) -> Statement {
     let mut b = Builder::new(dialect);
-    b.push("SELECT COUNT(*) FROM ")
-        .push(kind.table())
-        .push(" WHERE ");
+    b.push("SELECT COUNT(*) FROM ").push(kind.table()).push(" WHERE ");
     b.tenant(ctx);
     b.finish()
 }
 
-pub fn list_docs(
-    dialect: Dialect,
-    ctx: &TenantCtx,
-    kind: DocKind,
-    query: &ListQuery,
-) -> Result<Statement, StoreError> {
+pub fn list_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> Result<Statement, StoreError> {
     let mut b = Builder::new(dialect);
-    b.push("SELECT ")
-        .push(READ_COLUMNS)
-        .push(" FROM ")
-        .push(kind.table())
-        .push(" WHERE ");
+    b.push("SELECT ").push(READ_COLUMNS).push(" FROM ").push(kind.table()).push(" WHERE ");
     b.tenant(ctx);
     if let Some(after) = query.after {
         b.push(" AND id > ").param(Value::Uuid(after));
@@ -185,18 +152,11 @@ pub fn list_docs(
     }
     for (column, value) in &query.equals {
         if !kind.has_column(column) {
-            return Err(StoreError::Corrupt(format!(
-                "{} has no column {column}",
-                kind.table()
-            )));
+            return Err(StoreError::Corrupt(format!("{} has no column {column}", kind.table())));
         }
-        b.push(" AND ")
-            .push(column)
-            .push(" = ")
-            .param(value.clone());
+        b.push(" AND ").push(column).push(" = ").param(value.clone());
     }
-    b.push(" ORDER BY id LIMIT ")
-        .push(&query.bounded_limit().to_string());
+    b.push(" ORDER BY id LIMIT ").push(&query.bounded_limit().to_string());
     Ok(b.finish())
 }
 
@@ -208,11 +168,8 @@ mod tests {
     #[test]
     fn placeholders_follow_the_dialect_and_params_their_order() {
         let ctx = TenantCtx::new(TenantId::new());
-        let query = ListQuery {
-            limit: 5000,
-            equals: vec![("status", Value::Text("new".into()))],
-            ..ListQuery::default()
-        };
+        let query =
+            ListQuery { limit: 5000, equals: vec![("status", Value::Text("new".into()))], ..ListQuery::default() };
         let sqlite = list_docs(Dialect::Sqlite, &ctx, DocKind::Lead, &query).unwrap();
         assert_eq!(
             sqlite.sql,
@@ -226,10 +183,7 @@ mod tests {
     #[test]
     fn unknown_filter_columns_are_refused_not_interpolated() {
         let ctx = TenantCtx::new(TenantId::new());
-        let query = ListQuery {
-            equals: vec![("1=1 OR status", Value::Null)],
-            ..ListQuery::default()
-        };
+        let query = ListQuery { equals: vec![("1=1 OR status", Value::Null)], ..ListQuery::default() };
         assert!(list_docs(Dialect::Sqlite, &ctx, DocKind::Lead, &query).is_err());
     }
 }

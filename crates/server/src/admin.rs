@@ -1,0 +1,67 @@
+//! Operator and tenant-admin actions shared by the command line and (later) the console and
+//! API: tenants, sites and API clients.
+
+use rand::RngExt;
+use steward_domain::tenant::Domain;
+use steward_domain::{ApiClient, ClientId, Scopes, Site, SiteId, SiteKey, Tenant, Timestamp};
+use steward_store::{Store, StoreError, TenantCtx};
+
+use crate::auth;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no tenant with id {0}")]
+    NoTenant(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn create_tenant(store: &dyn Store, name: &str, now: Timestamp) -> Result<Tenant, AdminError> {
+    let tenant = Tenant::new(name, now).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    store.create_tenant(&tenant).await?;
+    Ok(tenant)
+}
+
+/// The tenant context for an id given on the command line, once the tenant is known to exist.
+pub async fn tenant_ctx(store: &dyn Store, id: &str) -> Result<TenantCtx, AdminError> {
+    let tenant_id = steward_domain::TenantId::parse(id).map_err(|_| AdminError::NoTenant(id.to_string()))?;
+    match store.get_tenant(tenant_id).await? {
+        Some(tenant) => Ok(TenantCtx::new(tenant.id)),
+        None => Err(AdminError::NoTenant(id.to_string())),
+    }
+}
+
+pub async fn add_site(store: &dyn Store, ctx: &TenantCtx, domain: &str, now: Timestamp) -> Result<Site, AdminError> {
+    let domain = Domain::parse(domain).map_err(|e| AdminError::Invalid(format!("domain {domain:?} {e}")))?;
+    let site = Site {
+        id: SiteId::new(),
+        tenant_id: ctx.tenant_id(),
+        domain,
+        site_key: SiteKey::from_random(rand::rng().random()),
+        created_at: now,
+    };
+    store.add_site(ctx, &site).await?;
+    Ok(site)
+}
+
+/// Creates a client and returns it with its secret, which is not kept and cannot be shown again.
+pub async fn create_client(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    name: &str,
+    scopes: Scopes,
+    now: Timestamp,
+) -> Result<(ApiClient, String), AdminError> {
+    let name =
+        steward_domain::text::line(name.to_string(), 200).map_err(|e| AdminError::Invalid(format!("name {e}")))?;
+    if scopes.is_empty() {
+        return Err(AdminError::Invalid("a client needs at least one scope".into()));
+    }
+    let (secret, secret_hash) = auth::new_client_secret();
+    let client =
+        ApiClient { id: ClientId::new(), tenant_id: ctx.tenant_id(), name, secret_hash, scopes, created_at: now };
+    store.create_client(ctx, &client).await?;
+    Ok((client, secret))
+}

@@ -1,0 +1,301 @@
+//! What every dataset endpoint shares: JSON bodies parsed with field paths, list parameters,
+//! opaque cursors, and the generic create/read/update/delete/list over a [`Resource`].
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use steward_domain::{Scope, Timestamp, ValidationErrors, patch};
+use steward_store::{ListQuery, Lookup, Record, StoreExt, TenantCtx};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON request body: wrong media type is 415, broken JSON 400, and a value of the wrong
+/// type 422 naming the field.
+#[derive(Debug)]
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let media_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        let is_json = media_type.as_deref().is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json (or application/merge-patch+json for PATCH)".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| ApiError::BadRequest {
+            detail: format!("the request body could not be read: {rejection}"),
+            errors: Vec::new(),
+        })?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+            detail: format!("the body is not valid JSON: {e}"),
+            errors: Vec::new(),
+        })?;
+        Ok(Self(value))
+    }
+}
+
+/// Deserialises a JSON value into `T`, naming the field on a type mismatch or unknown key.
+pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        let message = error.into_inner().to_string();
+        ApiError::Validation(ValidationErrors::single(field, message))
+    })
+}
+
+/// A page of results: `data` and the cursor of the next page, `null` on the last.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+pub fn decode_cursor(text: &str) -> Result<Uuid, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::bad_query("cursor", "is not a cursor this API issued; use next_cursor as given"))
+}
+
+/// `limit`, `cursor`, `created_from`, `created_to` (exclusive) and `updated_since`; any other
+/// parameter is refused so typos do not silently widen a query.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// 1 to 1000, default 100.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// RFC 3339; records created at or after.
+    pub created_from: Option<String>,
+    /// RFC 3339; records created before.
+    pub created_to: Option<String>,
+    /// RFC 3339; records changed at or after.
+    pub updated_since: Option<String>,
+}
+
+impl ListParams {
+    /// Reads the query string; `extra` names further parameters the dataset accepts.
+    pub fn from_uri(uri: &Uri, extra: &[&str]) -> Result<(Self, BTreeMap<String, String>), ApiError> {
+        let pairs: BTreeMap<String, String> =
+            url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+        let known: Vec<&str> = ["limit", "cursor", "created_from", "created_to", "updated_since"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        if let Some(unknown) = pairs.keys().find(|key| !known.contains(&key.as_str())) {
+            return Err(ApiError::bad_query(unknown, format!("is not known here; use {}", known.join(", "))));
+        }
+        let params = Self {
+            limit: pairs.get("limit").cloned(),
+            cursor: pairs.get("cursor").cloned(),
+            created_from: pairs.get("created_from").cloned(),
+            created_to: pairs.get("created_to").cloned(),
+            updated_since: pairs.get("updated_since").cloned(),
+        };
+        Ok((params, pairs))
+    }
+
+    pub fn to_query(&self) -> Result<ListQuery, ApiError> {
+        let limit = match &self.limit {
+            None => 100,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ApiError::bad_query("limit", "must be a whole number from 1 to 1000"))?,
+        };
+        let time = |field: &str, value: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
+            value
+                .as_deref()
+                .map(|text| Timestamp::parse(text).map_err(|e| ApiError::bad_query(field, e.to_string())))
+                .transpose()
+        };
+        let query = ListQuery {
+            after: self.cursor.as_deref().map(decode_cursor).transpose()?,
+            limit,
+            created_from: time("created_from", &self.created_from)?,
+            created_to: time("created_to", &self.created_to)?,
+            updated_since: time("updated_since", &self.updated_since)?,
+            equals: Vec::new(),
+        };
+        if let (Some(from), Some(to)) = (query.created_from, query.created_to)
+            && from >= to
+        {
+            return Err(ApiError::bad_query("created_to", "must be later than created_from"));
+        }
+        Ok(query)
+    }
+}
+
+/// An entity served over the API with create, read, merge-patch, delete and list.
+pub trait Resource: Record + Clone {
+    type Input: DeserializeOwned;
+    /// For messages: `lead`, `organization`.
+    const NAME: &'static str;
+    const READ: Scope;
+    const WRITE: Scope;
+    const READ_ONLY: &'static [&'static str];
+    /// Query parameters that find records by an exact value, with the lookup column they use.
+    const LOOKUPS: &'static [(&'static str, Lookup)] = &[];
+
+    /// Builds the entity from validated input: new when `previous` is `None`, else a
+    /// replacement that keeps what the server owns.
+    fn build(input: Self::Input, id: Uuid, previous: Option<&Self>, now: Timestamp) -> Result<Self, ValidationErrors>;
+
+    /// References to other records, which must exist for the same tenant.
+    fn references(&self) -> Vec<Reference> {
+        Vec::new()
+    }
+}
+
+/// A field that points at another record.
+#[derive(Debug)]
+pub struct Reference {
+    pub field: String,
+    pub kind: steward_store::DocKind,
+    pub id: Uuid,
+}
+
+async fn check_references<R: Resource>(state: &AppState, ctx: &TenantCtx, record: &R) -> Result<(), ApiError> {
+    let mut errors = ValidationErrors::default();
+    for reference in record.references() {
+        if state.store.get_doc(ctx, reference.kind, reference.id).await?.is_none() {
+            errors.add(reference.field, "does not refer to an existing record of your tenant");
+        }
+    }
+    errors.finish(|| ()).map_err(ApiError::Validation)
+}
+
+/// The normal form a lookup key is computed from, parsed like the stored value was.
+fn normalise_lookup(lookup: Lookup, name: &str, value: &str) -> Result<String, ApiError> {
+    match lookup {
+        Lookup::Email => steward_domain::Email::parse(value)
+            .map(|e| e.lookup_key())
+            .map_err(|e| ApiError::bad_query(name, e.to_string())),
+        Lookup::Phone => steward_domain::Phone::parse(value)
+            .map(|p| p.as_str().to_string())
+            .map_err(|e| ApiError::bad_query(name, e.to_string())),
+        Lookup::ContactId => Ok(value.trim().to_string()),
+    }
+}
+
+fn parse_id(text: &str, name: &str) -> Result<Uuid, ApiError> {
+    steward_domain::id::parse_v7(text).map_err(|_| ApiError::not_found(name))
+}
+
+pub async fn list<R: Resource + Serialize>(state: AppState, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
+    caller.require(R::READ)?;
+    let names: Vec<&str> = R::LOOKUPS.iter().map(|(name, _)| *name).collect();
+    let (params, mut pairs) = ListParams::from_uri(&uri, &names)?;
+    let mut query = params.to_query()?;
+    for (name, lookup) in R::LOOKUPS {
+        if let Some(value) = pairs.get(*name) {
+            let normalised = normalise_lookup(*lookup, name, value)?;
+            query.equals.push(state.store.lookup(&caller.ctx, *lookup, &normalised)?);
+        }
+    }
+    let limit = query.limit;
+    query.limit = limit + 1;
+    let mut data: Vec<R> = state.store.list(&caller.ctx, &query).await?;
+    let next_cursor = if data.len() > limit as usize {
+        data.truncate(limit as usize);
+        data.last().map(|last| encode_cursor(last.key()))
+    } else {
+        None
+    };
+    let mut response = Json(Page { data, next_cursor: next_cursor.clone() }).into_response();
+    if let Some(cursor) = next_cursor {
+        pairs.insert("cursor".into(), cursor);
+        let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+        let link = format!("<{}?{query}>; rel=\"next\"", uri.path());
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+pub async fn create<R: Resource + Serialize>(
+    state: AppState,
+    caller: Caller,
+    uri: Uri,
+    body: Value,
+) -> Result<Response, ApiError> {
+    caller.require(R::WRITE)?;
+    patch::refuse_read_only(&body, R::READ_ONLY)?;
+    let input: R::Input = from_json(body)?;
+    let now = state.clock.now();
+    let record = R::build(input, steward_domain::id::new_v7(), None, now)?;
+    check_references(&state, &caller.ctx, &record).await?;
+    state.store.insert(&caller.ctx, std::slice::from_ref(&record)).await?;
+    let location = format!("{}/{}", uri.path().trim_end_matches('/'), record.key());
+    let mut response = (StatusCode::CREATED, Json(&record)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+pub async fn read<R: Resource + Serialize>(state: AppState, caller: Caller, id: &str) -> Result<Json<R>, ApiError> {
+    caller.require(R::READ)?;
+    let id = parse_id(id, R::NAME)?;
+    state.store.get::<R>(&caller.ctx, id).await?.map(Json).ok_or_else(|| ApiError::not_found(R::NAME))
+}
+
+pub async fn update<R: Resource + Serialize>(
+    state: AppState,
+    caller: Caller,
+    id: &str,
+    body: Value,
+) -> Result<Json<R>, ApiError> {
+    caller.require(R::WRITE)?;
+    let id = parse_id(id, R::NAME)?;
+    let current = state.store.get::<R>(&caller.ctx, id).await?.ok_or_else(|| ApiError::not_found(R::NAME))?;
+    let merged = patch::apply(&current, &body, R::READ_ONLY).map_err(|error| match error {
+        patch::PatchError::Invalid(errors) => ApiError::Validation(errors),
+        patch::PatchError::Internal(message) => ApiError::Internal(anyhow::anyhow!(message)),
+    })?;
+    let input: R::Input = from_json(merged)?;
+    let record = R::build(input, id, Some(&current), state.clock.now())?;
+    check_references(&state, &caller.ctx, &record).await?;
+    if !state.store.update(&caller.ctx, &record).await? {
+        return Err(ApiError::not_found(R::NAME));
+    }
+    Ok(Json(record))
+}
+
+pub async fn remove<R: Resource>(state: AppState, caller: Caller, id: &str) -> Result<StatusCode, ApiError> {
+    caller.require(R::WRITE)?;
+    let id = parse_id(id, R::NAME)?;
+    if state.store.delete::<R>(&caller.ctx, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(R::NAME))
+    }
+}

@@ -1,0 +1,81 @@
+//! The HTTP API: route table, OpenAPI document and its renderer.
+
+pub mod common;
+pub mod health;
+pub mod leads;
+pub mod organizations;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::get;
+use utoipa::openapi::security::{ClientCredentials, Flow, OAuth2, Scopes as OAuthScopes, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Steward API",
+        description = "Leads, organizations, visitors, journeys and reports of one tenant. Every call \
+            needs an OAuth 2.0 bearer token from `/oauth/token` (client credentials). Errors are RFC 9457 \
+            problem details. Lists use cursor pagination: follow `next_cursor` or the `Link` header.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    paths(openapi_json),
+    modifiers(&OAuthScheme),
+    tags(
+        (name = "leads", description = "Contact data captured by bots and forms"),
+        (name = "organizations", description = "Company profiles"),
+        (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4)"),
+        (name = "health", description = "Liveness and readiness"),
+        (name = "meta", description = "This description"),
+    )
+)]
+struct ApiDoc;
+
+struct OAuthScheme;
+
+impl Modify for OAuthScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scopes = OAuthScopes::from_iter(
+            steward_domain::Scope::ALL.iter().map(|scope| (scope.as_str(), scope.description())),
+        );
+        let flow = Flow::ClientCredentials(ClientCredentials::new("/oauth/token", scopes));
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("oauth2", SecurityScheme::OAuth2(OAuth2::new([flow])));
+    }
+}
+
+/// The OpenAPI 3.1 description of this API (served by [`router`]; this item only documents it).
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")), security(()))]
+async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::openapi::OpenApi> {
+    Json(document.as_ref().clone())
+}
+
+/// Every route with its documentation, and the document itself.
+pub fn router(state: AppState) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(auth::issue_token))
+        .routes(routes!(leads::list_leads, leads::create_lead))
+        .routes(routes!(leads::get_lead, leads::patch_lead, leads::delete_lead))
+        .routes(routes!(organizations::list_organizations, organizations::create_organization))
+        .routes(routes!(
+            organizations::get_organization,
+            organizations::patch_organization,
+            organizations::delete_organization
+        ))
+        .split_for_parts();
+    let document = Arc::new(openapi);
+    router
+        .route("/openapi.json", get(move || openapi_json(document.clone())))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
+        .with_state(state)
+}

@@ -1,0 +1,240 @@
+//! OAuth 2.0 client credentials (RFC 6749 §4.4): the token endpoint, secret and token
+//! generation, and the bearer-token extractor every `/api/v1` handler takes.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use steward_domain::{AccessToken, ClientId, Scope, Scopes, SecretHash};
+use steward_store::TenantCtx;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const SECRET_PREFIX: &str = "stw_cs_";
+const TOKEN_PREFIX: &str = "stw_at_";
+
+/// A new random secret with its hash; the secret is shown once and never stored.
+pub fn new_secret(prefix: &str) -> (String, SecretHash) {
+    let bytes: [u8; 32] = rand::rng().random();
+    let secret = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash_secret(&secret);
+    (secret, hash)
+}
+
+pub fn new_client_secret() -> (String, SecretHash) {
+    new_secret(SECRET_PREFIX)
+}
+
+pub fn hash_secret(secret: &str) -> SecretHash {
+    SecretHash(Sha256::digest(secret.as_bytes()).into())
+}
+
+fn hashes_match(a: &SecretHash, b: &SecretHash) -> bool {
+    a.0.ct_eq(&b.0).into()
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    pub grant_type: Option<String>,
+    /// Space-separated scopes; all of the client's when absent.
+    pub scope: Option<String>,
+    /// With `client_secret_post`; otherwise use HTTP Basic (`client_secret_basic`).
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u32,
+    pub scope: String,
+}
+
+/// Issues an access token for a client's credentials.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Token issued", body = TokenResponse),
+        (status = 400, description = "Bad grant or scope (RFC 6749 §5.2)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Client authentication failed", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+pub async fn issue_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(request): Form<TokenRequest>,
+) -> Result<Response, ApiError> {
+    let (client_id, secret) = client_credentials(&headers, &request)?;
+    let client = match ClientId::parse(&client_id) {
+        Ok(id) => state.store.find_client(id).await?,
+        Err(_) => None,
+    };
+    // Hash before looking at the result so unknown clients cost the same as wrong secrets.
+    let presented = hash_secret(&secret);
+    let client = match client {
+        Some(client) if hashes_match(&client.secret_hash, &presented) => client,
+        _ => {
+            return Err(ApiError::Unauthorized {
+                detail: "client authentication failed: unknown client or wrong secret".into(),
+                challenge: "Basic realm=\"steward\"".into(),
+                oauth_error: Some("invalid_client"),
+            });
+        }
+    };
+    match request.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(ApiError::OAuth {
+                code: "unsupported_grant_type",
+                description: format!("grant_type {other:?} is not supported; use client_credentials"),
+            });
+        }
+        None => {
+            return Err(ApiError::OAuth { code: "invalid_request", description: "grant_type is required".into() });
+        }
+    }
+    let scopes = match request.scope.as_deref().map(Scopes::parse) {
+        None => client.scopes.clone(),
+        Some(Ok(asked)) if asked.is_empty() => client.scopes.clone(),
+        Some(Ok(asked)) if asked.is_subset(&client.scopes) => asked,
+        Some(Ok(_)) => {
+            return Err(ApiError::OAuth {
+                code: "invalid_scope",
+                description: format!("the client may only ask for: {}", client.scopes),
+            });
+        }
+        Some(Err(error)) => return Err(ApiError::OAuth { code: "invalid_scope", description: error.to_string() }),
+    };
+    let (token, token_hash) = new_secret(TOKEN_PREFIX);
+    let ttl = state.settings.api.token_ttl_seconds;
+    let issued_at = state.clock.now();
+    let expires_at = issued_at
+        .checked_add(time::Duration::seconds(i64::from(ttl)))
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("token expiry out of range")))?;
+    let record = AccessToken {
+        token_hash,
+        client_id: client.id,
+        tenant_id: client.tenant_id,
+        scopes: scopes.clone(),
+        issued_at,
+        expires_at,
+    };
+    state.store.store_token(&record).await?;
+    tracing::info!(client.id = %client.id, tenant.id = %client.tenant_id, "token issued");
+    let body = TokenResponse { access_token: token, token_type: "Bearer", expires_in: ttl, scope: scopes.to_string() };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// The client id and secret from HTTP Basic (RFC 6749 §2.3.1, form-encoded parts) or the body;
+/// using both is refused.
+fn client_credentials(headers: &HeaderMap, request: &TokenRequest) -> Result<(String, String), ApiError> {
+    let unauthorized = |detail: &str| ApiError::Unauthorized {
+        detail: detail.to_string(),
+        challenge: "Basic realm=\"steward\"".into(),
+        oauth_error: Some("invalid_client"),
+    };
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+    match (basic, &request.client_id, &request.client_secret) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ApiError::OAuth {
+            code: "invalid_request",
+            description: "use one client authentication method, not both Basic and body credentials".into(),
+        }),
+        (Some(encoded), None, None) => {
+            let decoded = STANDARD.decode(encoded.trim()).map_err(|_| unauthorized("malformed Basic credentials"))?;
+            let decoded = String::from_utf8(decoded).map_err(|_| unauthorized("malformed Basic credentials"))?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            let id = form_decode(id).ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            let secret = form_decode(secret).ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            Ok((id, secret))
+        }
+        (None, Some(id), Some(secret)) => Ok((id.clone(), secret.clone())),
+        _ => Err(unauthorized("client authentication is required (HTTP Basic or client_id and client_secret)")),
+    }
+}
+
+fn form_decode(text: &str) -> Option<String> {
+    url::form_urlencoded::parse(format!("v={text}").as_bytes()).next().map(|(_, v)| v.into_owned())
+}
+
+/// An authenticated API caller: the tenant it acts for and what it may do.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub ctx: TenantCtx,
+    pub client_id: ClientId,
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    /// Refuses with 403 and an `insufficient_scope` challenge unless the token holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                detail: format!("this token lacks the scope {scope}; ask for a token with it"),
+                challenge: Some(format!("Bearer realm=\"steward\", error=\"insufficient_scope\", scope=\"{scope}\"")),
+            })
+        }
+    }
+}
+
+fn invalid_token(detail: &str) -> ApiError {
+    ApiError::Unauthorized {
+        detail: detail.to_string(),
+        challenge: format!("Bearer realm=\"steward\", error=\"invalid_token\", error_description=\"{detail}\""),
+        oauth_error: None,
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthorized {
+                detail: "a bearer token is required; get one from /oauth/token".into(),
+                challenge: "Bearer realm=\"steward\"".into(),
+                oauth_error: None,
+            });
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid_token("the Authorization header is not a bearer token"))?;
+        let hash = hash_secret(token);
+        let record = state.store.find_token(&hash).await?.ok_or_else(|| invalid_token("the token is not valid"))?;
+        if record.expires_at <= state.clock.now() {
+            return Err(invalid_token("the token has expired"));
+        }
+        let caller =
+            Caller { ctx: TenantCtx::new(record.tenant_id), client_id: record.client_id, scopes: record.scopes };
+        tracing::Span::current().record("tenant.id", tracing::field::display(record.tenant_id));
+        tracing::Span::current().record("client.id", tracing::field::display(record.client_id));
+        Ok(caller)
+    }
+}

@@ -1,0 +1,270 @@
+//! Settings: defaults, then an optional TOML file, then `STEWARD_…` environment variables.
+//! `steward config default` prints [`DEFAULT_TOML`], which a test keeps equal to the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The documented configuration file, every setting at its default.
+pub const DEFAULT_TOML: &str = r#"# Steward configuration. Every setting here is the default; any can also be set with an
+# environment variable: STEWARD_ plus the key in upper case, with __ between section and key
+# (e.g. STEWARD_LISTEN, STEWARD_DATABASE_URL, STEWARD_API__RATE_LIMIT_PER_MINUTE).
+
+# Address and port the HTTP server listens on.
+listen = "127.0.0.1:8080"
+
+# Folder for the embedded database and stored files.
+data_dir = "./steward-data"
+
+# Database URL: sqlite://PATH for the embedded database (created on first start), or
+# postgres://USER@HOST:PORT/DB for PostgreSQL. Empty means sqlite://<data_dir>/steward.db.
+database_url = ""
+
+# The master key that wraps every tenant's data key, base64 of 32 bytes. Read from this file,
+# created with a new key on first start when missing; empty means <data_dir>/master.key. The
+# environment variable STEWARD_MASTER_KEY, when set, is used instead of any file. Keep it out
+# of database backups: destroying a tenant's key must make every copy of its data unreadable.
+master_key_file = ""
+
+# Folder of the tenants' wrapped data keys; empty means <data_dir>/keys.
+keys_dir = ""
+
+# Log format: "text" for people, "json" for log collectors. Logs never carry personal data.
+log_format = "text"
+
+[api]
+# Lifetime of an OAuth 2.0 access token, in seconds.
+token_ttl_seconds = 3600
+# Requests per minute each API client may make.
+rate_limit_per_minute = 500
+# Largest request body accepted, in bytes.
+max_body_bytes = 1048576
+
+[exports]
+# Largest file a console export may produce, in bytes (512 MiB).
+console_max_bytes = 536870912
+# Longest period a console export may cover, in days.
+console_max_days = 366
+
+[privacy]
+# How much of a visitor's IP address is kept. These can only be made coarser (smaller), never
+# finer than /24 and /48.
+ipv4_prefix = 24
+ipv6_prefix = 48
+"#;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub master_key_file: String,
+    /// Only from the environment (`STEWARD_MASTER_KEY`); never printed.
+    #[serde(default, skip_serializing)]
+    pub master_key: Option<Redacted>,
+    pub keys_dir: String,
+    pub log_format: LogFormat,
+    pub api: ApiSettings,
+    pub exports: ExportSettings,
+    pub privacy: PrivacySettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub token_ttl_seconds: u32,
+    pub rate_limit_per_minute: u32,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSettings {
+    pub console_max_bytes: u64,
+    pub console_max_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./steward-data"),
+            database_url: String::new(),
+            master_key_file: String::new(),
+            master_key: None,
+            keys_dir: String::new(),
+            log_format: LogFormat::Text,
+            api: ApiSettings { token_ttl_seconds: 3600, rate_limit_per_minute: 500, max_body_bytes: 1_048_576 },
+            exports: ExportSettings { console_max_bytes: 512 * 1024 * 1024, console_max_days: 366 },
+            privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
+        }
+    }
+}
+
+/// Variables that are read by the command line rather than the settings file.
+const COMMAND_LINE_VARIABLES: &[&str] = &["STEWARD_CONFIG", "STEWARD_LOG"];
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(SettingsError(format!("configuration file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // Only variables naming a setting are read; the others (typos, test-harness variables)
+        // are reported by `unknown_environment_variables` instead of failing the start.
+        let known = Self::known_variables();
+        let env = Env::prefixed("STEWARD_").filter(move |key| {
+            let name = format!("STEWARD_{}", key.as_str().replace('.', "__")).to_uppercase();
+            known.contains(&name) && !COMMAND_LINE_VARIABLES.contains(&name.as_str())
+        });
+        figment = figment.merge(env.split("__"));
+        let settings: Settings = figment.extract().map_err(|e| SettingsError(e.to_string()))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        steward_domain::MaskPolicy::new(self.privacy.ipv4_prefix, self.privacy.ipv6_prefix)
+            .map_err(|e| SettingsError(format!("privacy: the IP mask {e}")))?;
+        if self.api.rate_limit_per_minute == 0 || self.api.token_ttl_seconds == 0 {
+            return Err(SettingsError("api: rate limit and token lifetime must be above zero".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to the SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("steward.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn master_key_file(&self) -> PathBuf {
+        if self.master_key_file.is_empty() {
+            self.data_dir.join("master.key")
+        } else {
+            PathBuf::from(&self.master_key_file)
+        }
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        if self.keys_dir.is_empty() { self.data_dir.join("keys") } else { PathBuf::from(&self.keys_dir) }
+    }
+
+    /// The `STEWARD_…` variable of every setting.
+    fn known_variables() -> Vec<String> {
+        serde_json::to_value(Settings::default())
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .map(|fields| {
+                fields
+                    .iter()
+                    .flat_map(|(key, value)| match value.as_object() {
+                        Some(nested) => nested.keys().map(|n| format!("STEWARD_{key}__{n}")).collect::<Vec<_>>(),
+                        None => vec![format!("STEWARD_{key}")],
+                    })
+                    .map(|name| name.to_uppercase())
+                    .chain(std::iter::once("STEWARD_MASTER_KEY".to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `STEWARD_…` variables that match no setting: likely typos, worth a warning.
+    pub fn unknown_environment_variables() -> Vec<String> {
+        let known = Self::known_variables();
+        std::env::vars()
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with("STEWARD_"))
+            .filter(|name| !known.contains(name) && !COMMAND_LINE_VARIABLES.contains(&name.as_str()))
+            .filter(|name| !name.starts_with("STEWARD_TEST_"))
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(String);
+
+/// A secret setting: its `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(String);
+
+impl Redacted {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_file_states_exactly_the_defaults() {
+        let parsed: Settings = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn a_mask_finer_than_24_is_refused() {
+        let mut settings = Settings::default();
+        settings.privacy.ipv4_prefix = 32;
+        assert!(settings.check().is_err());
+    }
+
+    #[test]
+    fn the_database_defaults_to_sqlite_in_the_data_dir() {
+        let settings = Settings { data_dir: PathBuf::from("/var/lib/steward"), ..Settings::default() };
+        assert_eq!(settings.database_url(), "sqlite:///var/lib/steward/steward.db");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own Jail signature
+    fn variables_override_settings_and_unknown_ones_are_reported_not_fatal() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STEWARD_API__RATE_LIMIT_PER_MINUTE", "42");
+            jail.set_env("STEWARD_LISTEN", "127.0.0.1:9999");
+            jail.set_env("STEWARD_LISTN", "typo");
+            jail.set_env("STEWARD_TEST_BACKEND", "sqlite");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.api.rate_limit_per_minute, 42);
+            assert_eq!(settings.listen.port(), 9999);
+            let unknown = Settings::unknown_environment_variables();
+            assert!(unknown.contains(&"STEWARD_LISTN".to_string()), "{unknown:?}");
+            assert!(!unknown.iter().any(|name| name.starts_with("STEWARD_TEST_") || name == "STEWARD_LISTEN"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,104 @@
+//! What every handler shares: the store, the settings and the clock.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use steward_domain::Timestamp;
+use steward_store::{MasterKey, Store, StoreError, Vault, VaultError};
+
+use crate::config::Settings;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        Self { store, settings: Arc::new(settings), clock: Clock::system() }
+    }
+}
+
+/// Wall time, or a fixed time that tests move by hand (token expiry, retention, switching).
+#[derive(Clone)]
+pub struct Clock {
+    fixed: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self { fixed: None }
+    }
+
+    pub fn fixed(at: Timestamp) -> Self {
+        Self { fixed: Some(Arc::new(AtomicI64::new(at.unix_micros()))) }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match &self.fixed {
+            Some(micros) => {
+                Timestamp::from_unix_micros(micros.load(Ordering::SeqCst)).unwrap_or_else(|_| Timestamp::now())
+            }
+            None => Timestamp::now(),
+        }
+    }
+
+    /// Moves a fixed clock forward; a system clock ignores it.
+    pub fn advance(&self, by: time::Duration) {
+        if let Some(micros) = &self.fixed {
+            let delta = i64::try_from(by.whole_microseconds()).unwrap_or(i64::MAX);
+            micros.fetch_add(delta, Ordering::SeqCst);
+        }
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.fixed.is_some() { write!(f, "Clock(fixed at {})", self.now()) } else { f.write_str("Clock(system)") }
+    }
+}
+
+/// The vault of tenant data keys: the master key from `STEWARD_MASTER_KEY` or its file.
+pub fn open_vault(settings: &Settings) -> Result<Arc<Vault>, OpenError> {
+    let master = match &settings.master_key {
+        Some(key) => MasterKey::from_base64(key.expose())?,
+        None => {
+            let path = settings.master_key_file();
+            if !path.exists() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "creating a new master key; back it up apart from the database, without it no data can be read"
+                );
+            }
+            MasterKey::load_or_create(&path)?
+        }
+    };
+    Ok(Arc::new(Vault::open(settings.keys_dir(), master)?))
+}
+
+/// Opens the backend the settings' URL names (`sqlite:` or `postgres:`/`postgresql:`) with the
+/// vault.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
+    let vault = open_vault(settings)?;
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(steward_store_sqlite::SqliteStore::open(&url, vault).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(steward_store_postgres::PgStore::open(&url, vault).await?))
+    } else {
+        Err(OpenError::Scheme)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the database URL must start with sqlite:// or postgres://")]
+    Scheme,
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open the key vault: {0}")]
+    Vault(#[from] VaultError),
+}

@@ -1,0 +1,11 @@
+//! The API tested through HTTP, on SQLite or PostgreSQL (see `helpers::backend`).
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+mod isolation;
+mod leads;
+mod oauth;
+mod openapi;
+mod organizations;
+mod problems;
