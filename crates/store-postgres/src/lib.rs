@@ -11,7 +11,9 @@ use steward_domain::{
     AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
 };
 use steward_store::sql::{self, Dialect, Statement};
-use steward_store::{Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault};
+use steward_store::{
+    ColumnType, Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -81,8 +83,11 @@ impl PgStore {
 
 fn bind(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
     statement.params.iter().fold(sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())), |query, value| match value {
-        // An untyped NULL: PostgreSQL infers the column's type.
-        Value::Null => query.bind(None::<String>),
+        Value::Null | Value::NullOf(ColumnType::Text) => query.bind(None::<String>),
+        Value::NullOf(ColumnType::Int) => query.bind(None::<i64>),
+        Value::NullOf(ColumnType::Bytes) => query.bind(None::<Vec<u8>>),
+        Value::NullOf(ColumnType::Uuid) => query.bind(None::<Uuid>),
+        Value::NullOf(ColumnType::Time) => query.bind(None::<OffsetDateTime>),
         Value::Int(n) => query.bind(*n),
         Value::Text(text) => query.bind(text.as_str()),
         Value::Bytes(bytes) => query.bind(bytes.as_slice()),

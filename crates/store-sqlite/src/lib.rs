@@ -70,7 +70,7 @@ impl SqliteStore {
 
 fn bind(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
     statement.params.iter().fold(sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str())), |query, value| match value {
-        Value::Null => query.bind(None::<i64>),
+        Value::Null | Value::NullOf(_) => query.bind(None::<i64>),
         Value::Int(n) => query.bind(*n),
         Value::Text(text) => query.bind(text.as_str()),
         Value::Bytes(bytes) => query.bind(bytes.as_slice()),

@@ -29,6 +29,7 @@ macro_rules! contract_suite {
             pages_follow_the_cursor_in_id_order,
             lists_filter_by_time_windows,
             lists_filter_by_projected_columns,
+            a_column_takes_nulls_and_values_in_any_order,
             update_replaces_and_delete_removes,
             another_tenant_sees_nothing,
             bodies_are_sealed_and_bound_to_their_row,
@@ -288,6 +289,35 @@ pub async fn lists_filter_by_projected_columns(store: &dyn Store) {
     let found: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
     assert_eq!(found, vec![leads[3].clone()]);
     assert!(DocKind::Lead.has_column("email_key"));
+}
+
+/// Found on PostgreSQL: a NULL sent untyped fixed a cached statement's parameter as text, and
+/// the next lead with a phone failed. Inserts and updates here alternate NULL and a value, often
+/// enough that every pooled connection sees both orders.
+pub async fn a_column_takes_nulls_and_values_in_any_order(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let mut leads: Vec<Lead> = (0..40).map(lead).collect();
+    for (n, lead) in leads.iter_mut().enumerate() {
+        if n % 2 == 0 {
+            lead.phone = None;
+            lead.email = None;
+            lead.organization_id = None;
+        } else {
+            lead.organization_id = None;
+            lead.contact_id = None;
+        }
+        store.insert(&ctx, std::slice::from_ref(lead)).await.unwrap();
+    }
+    for lead in leads.iter_mut().rev() {
+        lead.phone = if lead.phone.is_some() { None } else { steward_domain::Phone::parse("+358401234567").ok() };
+        assert!(store.update(&ctx, lead).await.unwrap());
+    }
+    let stored: Vec<Lead> = store.list(&ctx, &ListQuery::default()).await.unwrap();
+    assert_eq!(stored, leads);
+    let with_phone =
+        ListQuery { equals: vec![store.lookup(&ctx, Lookup::Phone, "+358401234567").unwrap()], ..ListQuery::default() };
+    let found: Vec<Lead> = store.list(&ctx, &with_phone).await.unwrap();
+    assert_eq!(found.len(), 20);
 }
 
 pub async fn update_replaces_and_delete_removes(store: &dyn Store) {

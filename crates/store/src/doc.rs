@@ -7,6 +7,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Null,
+    /// A NULL for a column of a known type. PostgreSQL fixes a prepared statement's parameter
+    /// types at its first use, so a NULL sent as text would make a later bytea value fail.
+    NullOf(ColumnType),
     Int(i64),
     Text(String),
     Bytes(Vec<u8>),

@@ -50,7 +50,7 @@ impl Builder {
     /// A parameter for a projected column. PostgreSQL gets an explicit cast, so that a NULL
     /// sent without a type still lands in a uuid or bytea column.
     fn column_param(&mut self, value: Value, column_type: ColumnType) -> &mut Self {
-        self.param(value);
+        self.param(if value == Value::Null { Value::NullOf(column_type) } else { value });
         if self.dialect == Dialect::Postgres {
             self.sql.push_str(match column_type {
                 ColumnType::Int => "::bigint",

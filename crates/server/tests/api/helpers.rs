@@ -70,6 +70,8 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    // Server logs go to the test's captured output, so a failing test shows the cause of a 500.
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,steward=info").try_init();
     let (store, guard) = fresh_store().await;
     let mut state = AppState::new(store.clone(), settings);
     // A clock the tests move by hand: expiry and time filters without sleeping.
