@@ -33,5 +33,5 @@ pub use scope::{Scope, Scopes};
 pub use tenant::{Site, SiteKey, Tenant, TenantSlug};
 pub use time::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
-pub use visitor::{Event, EventType, Session, VisitorProfile};
+pub use visitor::{Event, EventType, Journey, Session, VisitorProfile};
 pub use weburl::WebUrl;

@@ -19,6 +19,18 @@ pub enum DeviceType {
     Other,
 }
 
+impl DeviceType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Desktop => "desktop",
+            Self::Mobile => "mobile",
+            Self::Tablet => "tablet",
+            Self::Bot => "bot",
+            Self::Other => "other",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceCount {
     #[serde(rename = "type")]
@@ -65,6 +77,18 @@ pub enum ReferrerType {
     Social,
     Campaign,
     Website,
+}
+
+impl ReferrerType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Search => "search",
+            Self::Social => "social",
+            Self::Campaign => "campaign",
+            Self::Website => "website",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -140,4 +164,13 @@ pub struct Event {
     pub time_on_page_s: Option<u64>,
     #[schema(value_type = Object)]
     pub properties: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One visit with its events in order: the unit of the `journeys` dataset and of journey insights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Journey {
+    #[serde(flatten)]
+    pub session: Session,
+    /// The visit's events by `position`.
+    pub events: Vec<Event>,
 }

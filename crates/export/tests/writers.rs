@@ -1,0 +1,172 @@
+//! Every writer read back by an independent reader: the csv crate, serde_json and calamine.
+//! (The Python readers — csv, pandas, openpyxl, jsonschema — run in the server's HTTP tests.)
+
+#![allow(clippy::unwrap_used)]
+
+use calamine::{Data, Reader, Xlsx};
+use serde_json::{Value, json};
+use steward_domain::{Lead, LeadId, LeadInput, Organization, OrganizationId, OrganizationInput, Timestamp};
+use steward_export::{Dataset, Format, Writer, column_names, defuse_formula, json_schema};
+
+/// One-line fields (names, tags, UTM values) refuse control characters; these are the hostile
+/// strings they can hold.
+const HOSTILE: [&str; 8] = [
+    "comma, inside",
+    "quote \" inside",
+    "'apostrophe first",
+    "-1+1",
+    "emoji 🦀👩‍💻",
+    "עברית RTL",
+    "=HYPERLINK(\"http://evil\")",
+    "@SUM(A1:A2)",
+];
+
+/// Multi-line fields (answers, custom field values) also keep tabs and line breaks.
+const MULTILINE: [&str; 4] = ["line\r\nbreak", "tab\there", "lf\nonly", "=1\r\n+2"];
+
+fn leads() -> Vec<Lead> {
+    let now = Timestamp::parse("2026-11-20T08:30:15.123456Z").unwrap();
+    HOSTILE
+        .iter()
+        .enumerate()
+        .map(|(n, text)| {
+            let input: LeadInput = serde_json::from_value(json!({
+                "first_name": text,
+                "last_name": if n % 2 == 0 { Value::Null } else { json!("-minus") },
+                "company_name": "+plus Oy",
+                "email": format!("lead.{n}@example.fi"),
+                "phone": "+358401234567",
+                "tags": [text, "b2b"],
+                "custom_fields": {"note": MULTILINE[n % MULTILINE.len()], "empty": ""},
+                "answers": [{"question": text, "answer": MULTILINE[n % MULTILINE.len()], "answered_at": "2026-11-19T10:00:00Z"}],
+                "score": n * 10,
+                "first_touch": {"utm": {"source": text}, "occurred_at": "2026-11-19T10:00:00Z"},
+                "consent": {"marketing": n % 2 == 0, "captured_at": "2026-11-19T10:00:00Z"},
+            }))
+            .unwrap();
+            input.validate(LeadId::new(), now, now).unwrap()
+        })
+        .collect()
+}
+
+fn write<R: Dataset>(format: Format, records: &[R], rows_per_sheet: u32) -> Vec<u8> {
+    let mut writer = Writer::<Vec<u8>, R>::with_sheet_rows(format, Vec::new(), rows_per_sheet).unwrap();
+    for record in records {
+        writer.write(record).unwrap();
+    }
+    assert_eq!(writer.rows(), records.len() as u64);
+    writer.finish().unwrap()
+}
+
+#[test]
+fn csv_is_rfc_4180_with_crlf_a_header_and_defused_formulas() {
+    let leads = leads();
+    let bytes = write(Format::Csv, &leads, 10);
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.starts_with("id,contact_id,first_name,last_name,email,phone,"));
+    assert!(text.contains("\r\n"));
+    assert_eq!(text.matches("\r\n").count(), leads.len() + 1, "every record, header included, ends in CRLF");
+    assert_eq!(text.matches('\n').count(), leads.len() + 1, "line breaks in values are inside JSON text");
+
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header, column_names::<Lead>());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), leads.len());
+    for (row, lead) in rows.iter().zip(&leads) {
+        assert_eq!(&row[col("id")], lead.id.to_string());
+        let first_name = lead.first_name.as_deref().unwrap();
+        assert_eq!(&row[col("first_name")], defuse_formula(first_name));
+        assert_eq!(&row[col("last_name")], lead.last_name.as_deref().map_or(String::new(), |l| format!("'{l}")));
+        assert_eq!(&row[col("company_name")], "'+plus Oy");
+        assert_eq!(&row[col("phone")], "+358401234567", "a plain number is not defused");
+        assert_eq!(&row[col("first_touch.utm.source")], defuse_formula(first_name));
+        assert_eq!(&row[col("first_touch.occurred_at")], "2026-11-19T10:00:00Z");
+        assert_eq!(&row[col("created_at")], "2026-11-20T08:30:15.123456Z");
+        let tags: Vec<String> = serde_json::from_str(&row[col("tags")]).unwrap();
+        assert_eq!(tags, lead.tags);
+        let custom: Value = serde_json::from_str(&row[col("custom_fields")]).unwrap();
+        assert_eq!(custom, json!({"note": lead.custom_fields["note"], "empty": ""}));
+        let answers: Value = serde_json::from_str(&row[col("answers")]).unwrap();
+        assert_eq!(answers, serde_json::to_value(&lead.answers).unwrap());
+        assert_eq!(&row[col("score")], lead.score.unwrap().to_string());
+        assert_eq!(&row[col("bot.id")], "", "missing nested object gives empty cells");
+        assert_eq!(&row[col("consent.marketing")], lead.consent.as_ref().unwrap().marketing.to_string());
+    }
+}
+
+#[test]
+fn json_and_ndjson_read_back_as_the_records() {
+    let leads = leads();
+    let array: Vec<Lead> = serde_json::from_slice(&write(Format::Json, &leads, 10)).unwrap();
+    assert_eq!(array, leads);
+    let empty: Vec<Lead> = serde_json::from_slice(&write::<Lead>(Format::Json, &[], 10)).unwrap();
+    assert!(empty.is_empty());
+    let ndjson = write(Format::Ndjson, &leads, 10);
+    let lines: Vec<Lead> =
+        String::from_utf8(ndjson).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines, leads);
+}
+
+#[test]
+fn xlsx_has_typed_cells_a_header_and_splits_sheets() {
+    let leads = leads();
+    let bytes = write(Format::Xlsx, &leads, 3);
+    let mut workbook: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(workbook.sheet_names(), ["leads", "leads (2)", "leads (3)"]);
+    let header = column_names::<Lead>();
+    let mut seen = Vec::new();
+    for name in workbook.sheet_names() {
+        let range = workbook.worksheet_range(&name).unwrap();
+        let mut rows = range.rows();
+        let first: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
+        assert_eq!(first, header, "every sheet repeats the header");
+        seen.extend(rows.map(|row| row.to_vec()));
+    }
+    assert_eq!(seen.len(), leads.len());
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for (row, lead) in seen.iter().zip(&leads) {
+        assert_eq!(row[col("first_name")], Data::String(lead.first_name.clone().unwrap()), "no defusing in XLSX");
+        assert_eq!(row[col("score")], Data::Float(f64::from(lead.score.unwrap())));
+        match &row[col("created_at")] {
+            Data::DateTime(at) => {
+                let expected = lead.created_at.unix_micros() as f64 / 86_400_000_000.0 + 25_569.0;
+                assert!((at.as_f64() - expected).abs() < 1e-9, "a real date cell at the same instant");
+            }
+            other => panic!("created_at is not a date cell: {other:?}"),
+        }
+        assert_eq!(row[col("consent.marketing")], Data::Bool(lead.consent.as_ref().unwrap().marketing));
+        assert_eq!(row[col("bot.id")], Data::Empty);
+    }
+}
+
+#[test]
+fn organizations_export_in_every_format() {
+    let now = Timestamp::now();
+    let input: OrganizationInput = serde_json::from_value(json!({
+        "name": "Esimerkki Oy", "domain": "esimerkki.fi", "business_id": "0112038-9",
+        "employee_range": {"min": 10, "max": 49}, "address": {"city": "Tampere", "country_code": "FI"},
+    }))
+    .unwrap();
+    let org = input.validate(OrganizationId::new(), Default::default(), now, now).unwrap();
+    for format in Format::ALL {
+        let bytes = write(format, std::slice::from_ref(&org), 10);
+        assert!(!bytes.is_empty(), "{format}");
+    }
+    let csv = String::from_utf8(write(Format::Csv, &[org], 10)).unwrap();
+    assert!(csv.contains("employee_range.min,employee_range.max"));
+    assert!(csv.contains("Esimerkki Oy,esimerkki.fi"));
+    let _: Vec<Organization> = Vec::new();
+}
+
+#[test]
+fn the_json_schema_is_2020_12_with_local_definitions() {
+    let schema = json_schema::<Lead>();
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(schema["title"], "leads");
+    assert!(schema["properties"]["email"].is_object());
+    let text = schema.to_string();
+    assert!(!text.contains("#/components/"), "every reference points into $defs");
+    assert!(schema["$defs"]["Touch"].is_object(), "{text}");
+}
