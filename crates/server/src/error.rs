@@ -59,6 +59,12 @@ pub enum ApiError {
     OAuth { code: &'static str, description: String },
     #[error("{0}")]
     Gone(String),
+    /// A streamed export past the configured period or size; says what to do instead.
+    #[error("{0}")]
+    ExportTooLarge(String),
+    /// Past the client's request budget; `retry_after` in whole seconds.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -88,6 +94,8 @@ impl ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Gone(_) => StatusCode::GONE,
+            Self::ExportTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,6 +129,10 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let kind = match &self {
+            Self::ExportTooLarge(_) => "export-too-large",
+            _ => slug_for(status),
+        };
         let mut headers = HeaderMap::new();
         let (detail, errors, oauth) = match self {
             Self::Validation(errors) => {
@@ -150,13 +162,18 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 ("an internal error occurred; quote the request_id when reporting it".into(), Vec::new(), None)
             }
+            Self::RateLimited { detail, retry_after } => {
+                insert(&mut headers, header::RETRY_AFTER, &retry_after.to_string());
+                (detail, Vec::new(), None)
+            }
             Self::NotFound(detail)
+            | Self::ExportTooLarge(detail)
             | Self::UnsupportedMediaType(detail)
             | Self::Gone(detail)
             | Self::Unavailable(detail) => (detail, Vec::new(), None),
         };
         let problem = Problem {
-            kind: format!("/problems/{}", slug_for(status)),
+            kind: format!("/problems/{kind}"),
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail,

@@ -352,6 +352,13 @@ impl Store for PgStore {
         self.fetch_docs(sql::list_docs(Dialect::Postgres, ctx, kind, query)?).await
     }
 
+    async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)> {
+        let statement = sql::measure_docs(Dialect::Postgres, ctx, kind, query)?;
+        let row = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?;
+        let (rows, bytes): (i64, i64) = (row.get(0), row.get(1));
+        Ok((u64::try_from(rows).unwrap_or(0), u64::try_from(bytes).unwrap_or(0)))
+    }
+
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {
         let statement = sql::count_docs(Dialect::Postgres, ctx, kind);
         let count: i64 = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?.get(0);

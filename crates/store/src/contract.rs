@@ -30,6 +30,7 @@ macro_rules! contract_suite {
             lists_filter_by_time_windows,
             lists_filter_by_projected_columns,
             a_column_takes_nulls_and_values_in_any_order,
+            lists_take_any_of_several_values_and_measure_what_matches,
             update_replaces_and_delete_removes,
             another_tenant_sees_nothing,
             bodies_are_sealed_and_bound_to_their_row,
@@ -289,6 +290,30 @@ pub async fn lists_filter_by_projected_columns(store: &dyn Store) {
     let found: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
     assert_eq!(found, vec![leads[3].clone()]);
     assert!(DocKind::Lead.has_column("email_key"));
+}
+
+pub async fn lists_take_any_of_several_values_and_measure_what_matches(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let other = tenant(store, "B").await;
+    let leads: Vec<Lead> = (0..6).map(lead).collect();
+    store.insert(&ctx, &leads).await.unwrap();
+    store.insert(&other, &[lead(9)]).await.unwrap();
+    let wanted = vec![leads[1].id.into_uuid().into(), leads[4].id.into_uuid().into(), Uuid::now_v7().into()];
+    let query = ListQuery { any_of: Some(("id", wanted)), ..ListQuery::default() };
+    let found: Vec<Lead> = store.list(&ctx, &query).await.unwrap();
+    assert_eq!(found, vec![leads[1].clone(), leads[4].clone()]);
+    let none = ListQuery { any_of: Some(("id", Vec::new())), ..ListQuery::default() };
+    assert!(store.list::<Lead>(&ctx, &none).await.unwrap().is_empty());
+
+    let (rows, bytes) = store.measure_docs(&ctx, DocKind::Lead, &ListQuery::default()).await.unwrap();
+    assert_eq!(rows, 6, "another tenant's rows are not counted");
+    let json: usize = leads.iter().map(|lead| serde_json::to_vec(lead).unwrap().len()).sum();
+    let json = json as u64;
+    assert!(bytes >= json && bytes <= json + 6 * 64, "sealed bodies weigh about their JSON: {bytes} vs {json}");
+    let (rows, _) = store.measure_docs(&ctx, DocKind::Lead, &query).await.unwrap();
+    assert_eq!(rows, 2);
+    let bad = ListQuery { any_of: Some(("body", Vec::new())), ..ListQuery::default() };
+    assert!(store.list::<Lead>(&ctx, &bad).await.is_err(), "only known columns");
 }
 
 /// Found on PostgreSQL: a NULL sent untyped fixed a cached statement's parameter as text, and

@@ -150,11 +150,21 @@ pub struct ListQuery {
     pub created_to: Option<Timestamp>,
     pub updated_since: Option<Timestamp>,
     pub equals: Vec<(&'static str, Value)>,
+    /// A column (a projected one, or `id`) that must hold one of these values.
+    pub any_of: Option<(&'static str, Vec<Value>)>,
 }
 
 impl Default for ListQuery {
     fn default() -> Self {
-        Self { after: None, limit: 100, created_from: None, created_to: None, updated_since: None, equals: Vec::new() }
+        Self {
+            after: None,
+            limit: 100,
+            created_from: None,
+            created_to: None,
+            updated_since: None,
+            equals: Vec::new(),
+            any_of: None,
+        }
     }
 }
 

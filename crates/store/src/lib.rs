@@ -112,4 +112,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows in ascending id order (ids are time-ordered), after the query's cursor.
     async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>>;
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64>;
+    /// Rows matching the query's filters (its cursor and limit aside) and their stored bytes:
+    /// what an export of them would roughly weigh.
+    async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)>;
 }

@@ -141,6 +141,31 @@ pub fn list_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, query: &ListQ
     if let Some(after) = query.after {
         b.push(" AND id > ").param(Value::Uuid(after));
     }
+    filters(&mut b, kind, query)?;
+    b.push(" ORDER BY id LIMIT ").push(&query.bounded_limit().to_string());
+    Ok(b.finish())
+}
+
+/// How many rows match the query's filters (not its cursor or limit), and their stored bytes.
+pub fn measure_docs(
+    dialect: Dialect,
+    ctx: &TenantCtx,
+    kind: DocKind,
+    query: &ListQuery,
+) -> Result<Statement, StoreError> {
+    let mut b = Builder::new(dialect);
+    let length = match dialect {
+        Dialect::Sqlite => "length(body)",
+        Dialect::Postgres => "octet_length(body)",
+    };
+    b.push("SELECT COUNT(*), CAST(COALESCE(SUM(").push(length).push("), 0) AS BIGINT) FROM ").push(kind.table());
+    b.push(" WHERE ");
+    b.tenant(ctx);
+    filters(&mut b, kind, query)?;
+    Ok(b.finish())
+}
+
+fn filters(b: &mut Builder, kind: DocKind, query: &ListQuery) -> Result<(), StoreError> {
     if let Some(from) = query.created_from {
         b.push(" AND created_at >= ").param(Value::Time(from));
     }
@@ -150,14 +175,33 @@ pub fn list_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, query: &ListQ
     if let Some(since) = query.updated_since {
         b.push(" AND updated_at >= ").param(Value::Time(since));
     }
-    for (column, value) in &query.equals {
-        if !kind.has_column(column) {
-            return Err(StoreError::Corrupt(format!("{} has no column {column}", kind.table())));
+    let known = |column: &str| {
+        if column == "id" || kind.has_column(column) {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!("{} has no column {column}", kind.table())))
         }
+    };
+    for (column, value) in &query.equals {
+        known(column)?;
         b.push(" AND ").push(column).push(" = ").param(value.clone());
     }
-    b.push(" ORDER BY id LIMIT ").push(&query.bounded_limit().to_string());
-    Ok(b.finish())
+    if let Some((column, values)) = &query.any_of {
+        known(column)?;
+        if values.is_empty() {
+            b.push(" AND 1 = 0");
+        } else {
+            b.push(" AND ").push(column).push(" IN (");
+            for (index, value) in values.iter().enumerate() {
+                if index > 0 {
+                    b.push(", ");
+                }
+                b.param(value.clone());
+            }
+            b.push(")");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ impl ListParams {
             created_from: time("created_from", &self.created_from)?,
             created_to: time("created_to", &self.created_to)?,
             updated_since: time("updated_since", &self.updated_since)?,
-            equals: Vec::new(),
+            ..ListQuery::default()
         };
         if let (Some(from), Some(to)) = (query.created_from, query.created_to)
             && from >= to

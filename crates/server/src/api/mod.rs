@@ -1,6 +1,7 @@
 //! The HTTP API: route table, OpenAPI document and its renderer.
 
 pub mod common;
+pub mod exports;
 pub mod health;
 pub mod leads;
 pub mod organizations;
@@ -28,10 +29,12 @@ use crate::state::AppState;
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(openapi_json),
+    components(schemas(steward_export::Format)),
     modifiers(&OAuthScheme),
     tags(
         (name = "leads", description = "Contact data captured by bots and forms"),
         (name = "organizations", description = "Company profiles"),
+        (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4)"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This description"),
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
             organizations::patch_organization,
             organizations::delete_organization
         ))
+        .routes(routes!(exports::stream_export))
         .split_for_parts();
     let document = Arc::new(openapi);
     router

@@ -171,3 +171,16 @@ pub fn problem_fields(body: &Value) -> Vec<String> {
         .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect())
         .unwrap_or_default()
 }
+
+/// The Python of the test environment that `scripts/test` prepares.
+pub fn python() -> String {
+    if let Ok(python) = std::env::var("STEWARD_TEST_PYTHON") {
+        return python;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+    assert!(
+        std::path::Path::new(venv).exists(),
+        "the Python checkers are missing: run scripts/test (it creates .venv) or set STEWARD_TEST_PYTHON"
+    );
+    venv.to_string()
+}

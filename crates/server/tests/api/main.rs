@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod exports;
 mod helpers;
 mod isolation;
 mod leads;

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{python, spawn_app};
 
 /// Routes of the API as DESIGN.md names them, with their methods.
 const ROUTES: &[(&str, &[&str])] = &[
@@ -17,20 +17,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/leads/{id}", &["get", "patch", "delete"]),
     ("/api/v1/organizations", &["get", "post"]),
     ("/api/v1/organizations/{id}", &["get", "patch", "delete"]),
+    ("/api/v1/exports/{dataset}", &["get"]),
 ];
-
-/// The Python of the test environment that `scripts/test` prepares.
-fn python() -> String {
-    if let Ok(python) = std::env::var("STEWARD_TEST_PYTHON") {
-        return python;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
-    assert!(
-        std::path::Path::new(venv).exists(),
-        "the Python checkers are missing: run scripts/test (it creates .venv) or set STEWARD_TEST_PYTHON"
-    );
-    venv.to_string()
-}
 
 #[tokio::test]
 async fn the_document_is_valid_openapi_3_1_per_an_independent_validator() {

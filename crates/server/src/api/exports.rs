@@ -1,0 +1,372 @@
+//! `GET /api/v1/exports/{dataset}`: a dataset streamed in CSV, JSON, NDJSON or XLSX.
+//!
+//! Pages are read from the store in id order and handed to a blocking writer thread through a
+//! bounded channel; the writer's output goes to the client in 64 KiB chunks through another.
+//! Both channels are bounded, so memory stays flat whatever the size, and a client that stops
+//! reading stops the export. XLSX cannot be sent before it is complete: it is written to a
+//! temporary file first and then sent with its length. A failure mid-way aborts the response
+//! (the client sees a broken transfer, never a short file that looks complete).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use steward_domain::{Event, Journey, Lead, Organization, Scope, Session, Timestamp, VisitorProfile};
+use steward_export::{Dataset, DatasetName, Format, Writer};
+use steward_store::{DocKind, ListQuery, Record, Store, StoreExt, StoreResult, TenantCtx, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+const PAGE: u32 = 1_000;
+const JOURNEY_PAGE: u32 = 200;
+const CHUNK: usize = 64 * 1024;
+
+/// A dataset as the export engine reads it: pages in id order from the store.
+#[async_trait]
+pub trait Exportable: Dataset + Send + Sync {
+    const SCOPE: Scope;
+    /// The table whose `created_at` the period filters and whose rows are counted.
+    const KIND: DocKind;
+    const PAGE: u32 = PAGE;
+
+    fn key(&self) -> Uuid;
+
+    async fn page(store: &dyn Store, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<Vec<Self>>;
+
+    /// Rows and stored bytes in the period.
+    async fn measure(store: &dyn Store, ctx: &TenantCtx, window: &ListQuery) -> StoreResult<(u64, u64)> {
+        store.measure_docs(ctx, Self::KIND, window).await
+    }
+}
+
+macro_rules! exportable_record {
+    ($type:ty, $scope:expr) => {
+        #[async_trait]
+        impl Exportable for $type {
+            const SCOPE: Scope = $scope;
+            const KIND: DocKind = <$type as Record>::KIND;
+            fn key(&self) -> Uuid {
+                Record::key(self)
+            }
+            async fn page(store: &dyn Store, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<Vec<Self>> {
+                store.list::<$type>(ctx, query).await
+            }
+        }
+    };
+}
+
+exportable_record!(Lead, Scope::LeadsRead);
+exportable_record!(Organization, Scope::OrganizationsRead);
+exportable_record!(VisitorProfile, Scope::VisitorsRead);
+
+#[async_trait]
+impl Exportable for Journey {
+    const SCOPE: Scope = Scope::VisitorsRead;
+    const KIND: DocKind = DocKind::Session;
+    const PAGE: u32 = JOURNEY_PAGE;
+
+    fn key(&self) -> Uuid {
+        self.session.id.into_uuid()
+    }
+
+    async fn page(store: &dyn Store, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<Vec<Self>> {
+        let sessions: Vec<Session> = store.list(ctx, query).await?;
+        journeys(store, ctx, sessions).await
+    }
+
+    async fn measure(store: &dyn Store, ctx: &TenantCtx, window: &ListQuery) -> StoreResult<(u64, u64)> {
+        let (sessions, session_bytes) = store.measure_docs(ctx, DocKind::Session, window).await?;
+        let (_, event_bytes) = store.measure_docs(ctx, DocKind::Event, window).await?;
+        Ok((sessions, session_bytes + event_bytes))
+    }
+}
+
+/// The sessions with their events in position order.
+pub async fn journeys(store: &dyn Store, ctx: &TenantCtx, sessions: Vec<Session>) -> StoreResult<Vec<Journey>> {
+    let ids: Vec<Value> = sessions.iter().map(|s| Value::Uuid(s.id.into_uuid())).collect();
+    let mut by_session: HashMap<Uuid, Vec<Event>> = HashMap::with_capacity(sessions.len());
+    let mut query = ListQuery { limit: PAGE, any_of: Some(("session_id", ids)), ..ListQuery::default() };
+    loop {
+        let events: Vec<Event> = store.list(ctx, &query).await?;
+        let full = events.len() == PAGE as usize;
+        query.after = events.last().map(|e| e.id.into_uuid());
+        for event in events {
+            by_session.entry(event.session_id.into_uuid()).or_default().push(event);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(sessions
+        .into_iter()
+        .map(|session| {
+            let mut events = by_session.remove(&session.id.into_uuid()).unwrap_or_default();
+            events.sort_by_key(|e| (e.position, e.occurred_at));
+            Journey { session, events }
+        })
+        .collect())
+}
+
+/// What to export: the format and the period of `created_at` (`to` exclusive).
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub format: Format,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl ExportRequest {
+    pub fn from_uri(uri: &Uri) -> Result<Self, ApiError> {
+        let mut request = Self { format: Format::Csv, from: None, to: None };
+        for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "format" => {
+                    request.format = Format::parse(&value)
+                        .ok_or_else(|| ApiError::bad_query("format", "must be one of csv, json, ndjson, xlsx"))?;
+                }
+                "from" => request.from = Some(time("from", &value)?),
+                "to" => request.to = Some(time("to", &value)?),
+                other => return Err(ApiError::bad_query(other, "is not known here; use format, from, to")),
+            }
+        }
+        if let (Some(from), Some(to)) = (request.from, request.to)
+            && from >= to
+        {
+            return Err(ApiError::bad_query("to", "must be later than from"));
+        }
+        Ok(request)
+    }
+
+    pub fn window(&self) -> ListQuery {
+        ListQuery { created_from: self.from, created_to: self.to, ..ListQuery::default() }
+    }
+}
+
+fn time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse(text).map_err(|e| ApiError::bad_query(field, e.to_string()))
+}
+
+/// Streams one dataset in the asked format. CSV, JSON and NDJSON start at once; XLSX is sent
+/// when complete. Without `from` and `to` the whole dataset is exported. Refused with
+/// `export-too-large` when `from`–`to` spans more than the configured days (366) or the data
+/// would pass the configured size (512 MiB): use an export job (`POST /api/v1/exports`) for those.
+#[utoipa::path(
+    get, path = "/api/v1/exports/{dataset}", tag = "exports",
+    params(
+        ("dataset" = String, Path, description = "leads, visitor-profiles, journeys or organizations"),
+        ("format" = Option<Format>, Query, description = "csv (default), json, ndjson or xlsx"),
+        ("from" = Option<String>, Query, description = "RFC 3339; records created at or after"),
+        ("to" = Option<String>, Query, description = "RFC 3339; records created before"),
+    ),
+    responses(
+        (status = 200, description = "The export; `Content-Disposition` names the file", content(
+            (String = "text/csv"),
+            (Vec<serde_json::Value> = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )),
+        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `export` or the dataset's read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Past the period or size limit of streamed exports", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["export"]))
+)]
+pub async fn stream_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(dataset): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Export)?;
+    let name = DatasetName::parse(&dataset).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "there is no dataset {dataset:?}; export leads, visitor-profiles, journeys or organizations"
+        ))
+    })?;
+    let request = ExportRequest::from_uri(&uri)?;
+    match name {
+        DatasetName::Leads => stream::<Lead>(state, caller, request).await,
+        DatasetName::Organizations => stream::<Organization>(state, caller, request).await,
+        DatasetName::VisitorProfiles => stream::<VisitorProfile>(state, caller, request).await,
+        DatasetName::Journeys => stream::<Journey>(state, caller, request).await,
+        DatasetName::Reports | DatasetName::AuditLog => Err(ApiError::NotFound(format!(
+            "the {name} dataset is not exportable here yet; export leads, visitor-profiles, journeys or organizations"
+        ))),
+    }
+}
+
+async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportRequest) -> Result<Response, ApiError> {
+    caller.require(R::SCOPE)?;
+    let store = state.store.clone();
+    let ctx = caller.ctx;
+    check_limits::<R>(&state, &ctx, &request).await?;
+    tracing::info!(dataset = %R::NAME, format = %request.format, "export started");
+    let filename = format!("{}-{}.{}", R::NAME, state.clock.now().as_datetime().date(), request.format.as_str());
+    let body = if request.format.streams() {
+        let (chunks, receiver) = mpsc::channel::<std::io::Result<Bytes>>(8);
+        tokio::spawn(async move {
+            let sink = ChunkSink { chunks: chunks.clone(), buffer: Vec::with_capacity(CHUNK) };
+            if let Err(error) = run::<R, _>(store, ctx, request.window(), request.format, sink).await {
+                tracing::warn!(error = %error, "export aborted");
+                let _ = chunks.send(Err(std::io::Error::other(error.to_string()))).await;
+            }
+        });
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver))
+    } else {
+        let file = tempfile::tempfile().map_err(|e| ApiError::Internal(e.into()))?;
+        let file = run::<R, _>(store, ctx, request.window(), request.format, file)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let mut file = tokio::fs::File::from_std(file);
+        tokio::io::AsyncSeekExt::rewind(&mut file).await.map_err(|e| ApiError::Internal(e.into()))?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, CHUNK))
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(request_media_type(&filename)));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn request_media_type(filename: &str) -> &'static str {
+    let extension = filename.rsplit('.').next().unwrap_or_default();
+    Format::parse(extension).unwrap_or(Format::Csv).media_type()
+}
+
+/// Refuses a streamed export past the configured period or size, saying what to do instead.
+async fn check_limits<R: Exportable>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    request: &ExportRequest,
+) -> Result<(), ApiError> {
+    let limits = &state.settings.exports;
+    let window = request.window();
+    // The period limit bounds the window asked for; without from and to the whole dataset is
+    // asked for, and only the size limit applies.
+    let first = match (request.from, request.to) {
+        (None, None) => None,
+        (Some(from), _) => Some(from),
+        (None, Some(_)) => {
+            let oldest = ListQuery { limit: 1, ..window.clone() };
+            first_created::<R>(state.store.as_ref(), ctx, &oldest).await?
+        }
+    };
+    let last = request.to.unwrap_or_else(|| state.clock.now());
+    if let Some(first) = first {
+        let days = (last.as_datetime() - first.as_datetime()).whole_days();
+        if days > i64::from(limits.console_max_days) {
+            return Err(ApiError::ExportTooLarge(format!(
+                "this export covers {days} days ({first} to {last}); a streamed export covers at most {} days. \
+                 Pass from and to at most {} days apart, or start an export job with POST /api/v1/exports, which has no period limit",
+                limits.console_max_days, limits.console_max_days
+            )));
+        }
+    }
+    let (rows, bytes) = R::measure(state.store.as_ref(), ctx, &window).await?;
+    if bytes > limits.console_max_bytes {
+        return Err(ApiError::ExportTooLarge(format!(
+            "this export of {rows} rows would be about {} MiB, above the {} MiB limit of streamed exports. \
+             Narrow it with from and to, or start an export job with POST /api/v1/exports, which has no size limit",
+            bytes.div_ceil(1 << 20),
+            limits.console_max_bytes >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// When the oldest record of the window was created.
+async fn first_created<R: Exportable>(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    query: &ListQuery,
+) -> StoreResult<Option<Timestamp>> {
+    let docs = store.list_docs(ctx, R::KIND, query).await?;
+    Ok(docs.first().map(|doc| doc.created_at))
+}
+
+/// Reads every page of the window and writes it to `out` on a blocking thread.
+pub async fn run<R: Exportable, W: Write + Send + 'static>(
+    store: Arc<dyn Store>,
+    ctx: TenantCtx,
+    window: ListQuery,
+    format: Format,
+    out: W,
+) -> anyhow::Result<W> {
+    let (pages, mut receiver) = mpsc::channel::<Vec<R>>(2);
+    let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<W> {
+        let mut writer = Writer::<W, R>::new(format, out)?;
+        while let Some(page) = receiver.blocking_recv() {
+            for record in &page {
+                writer.write(record)?;
+            }
+        }
+        Ok(writer.finish()?)
+    });
+    let mut query = ListQuery { limit: R::PAGE, ..window };
+    let read = async {
+        loop {
+            let page = R::page(store.as_ref(), &ctx, &query).await?;
+            let full = page.len() == R::PAGE as usize;
+            query.after = page.last().map(R::key);
+            if pages.send(page).await.is_err() {
+                // The writer stopped (the client went away); its error tells why.
+                break;
+            }
+            if !full {
+                break;
+            }
+        }
+        drop(pages);
+        anyhow::Ok(())
+    };
+    let read_result = read.await;
+    let written = writer.await.map_err(|e| anyhow::anyhow!("export writer failed: {e}"))?;
+    read_result?;
+    written
+}
+
+/// A `Write` that hands 64 KiB chunks to the response body; fails once the client is gone.
+struct ChunkSink {
+    chunks: mpsc::Sender<std::io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkSink {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK)));
+        self.chunks
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client closed the connection"))
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
