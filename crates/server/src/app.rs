@@ -27,6 +27,7 @@ pub fn build(state: AppState) -> Router {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(axum::middleware::from_fn(finish_problems))
+            .layer(axum::middleware::from_fn(crate::ratelimit::headers))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)

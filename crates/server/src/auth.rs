@@ -16,6 +16,7 @@ use steward_store::TenantCtx;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::ratelimit::{self, BudgetSlot};
 use crate::state::AppState;
 
 const SECRET_PREFIX: &str = "stw_cs_";
@@ -233,6 +234,14 @@ impl FromRequestParts<AppState> for Caller {
         }
         let caller =
             Caller { ctx: TenantCtx::new(record.tenant_id), client_id: record.client_id, scopes: record.scopes };
+        let budget = state.limiter.check(caller.client_id);
+        if let Some(slot) = parts.extensions.get::<BudgetSlot>() {
+            slot.set(budget.unwrap_or_else(|refusal| refusal));
+        }
+        if let Err(refusal) = budget {
+            tracing::info!(client.id = %caller.client_id, "rate limited");
+            return Err(ratelimit::refused(refusal));
+        }
         tracing::Span::current().record("tenant.id", tracing::field::display(record.tenant_id));
         tracing::Span::current().record("client.id", tracing::field::display(record.client_id));
         Ok(caller)

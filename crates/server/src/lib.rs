@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod ratelimit;
 pub mod state;
 
 use std::future::Future;

@@ -8,17 +8,25 @@ use steward_domain::Timestamp;
 use steward_store::{MasterKey, Store, StoreError, Vault, VaultError};
 
 use crate::config::Settings;
+use crate::ratelimit::Limiter;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
     pub clock: Clock,
+    pub limiter: Limiter,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
-        Self { store, settings: Arc::new(settings), clock: Clock::system() }
+        Self::with_clock(store, settings, Clock::system())
+    }
+
+    /// With a clock of the caller's (tests move a fixed one by hand).
+    pub fn with_clock(store: Arc<dyn Store>, settings: Settings, clock: Clock) -> Self {
+        let limiter = Limiter::new(settings.api.rate_limit_per_minute, clock.clone());
+        Self { store, settings: Arc::new(settings), clock, limiter }
     }
 }
 

@@ -73,9 +73,8 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     // Server logs go to the test's captured output, so a failing test shows the cause of a 500.
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,steward=info").try_init();
     let (store, guard) = fresh_store().await;
-    let mut state = AppState::new(store.clone(), settings);
-    // A clock the tests move by hand: expiry and time filters without sleeping.
-    state.clock = steward_server::Clock::fixed(Timestamp::now());
+    // A clock the tests move by hand: expiry, time filters and rate limits without sleeping.
+    let state = AppState::with_clock(store.clone(), settings, steward_server::Clock::fixed(Timestamp::now()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
     let served = state.clone();

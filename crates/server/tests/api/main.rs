@@ -10,3 +10,4 @@ mod oauth;
 mod openapi;
 mod organizations;
 mod problems;
+mod ratelimit;
