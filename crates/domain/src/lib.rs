@@ -17,6 +17,7 @@ pub mod tenant;
 pub mod text;
 pub mod time;
 pub mod touch;
+pub mod trust;
 pub mod validation;
 pub mod visitor;
 pub mod weburl;

@@ -1,0 +1,104 @@
+//! `steward-bench`: the Rust side of `scripts/bench-exports`. Seeds a data dir with leads from
+//! the demo generator, and times the export writers alone (no database, no HTTP) as the
+//! baseline the HTTP exports are compared with. Prints one JSON object per command.
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use steward_domain::{Lead, Scopes, Timestamp};
+use steward_export::{Format, Writer};
+use steward_server::{Settings, admin};
+use steward_store::{StoreExt, TenantCtx};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a tenant with an API client and `--leads` generated leads in `--data-dir`.
+    Seed {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        leads: usize,
+    },
+    /// Times decoding stored lead bodies (JSON to typed leads), the export's per-row cost.
+    Decode {
+        #[arg(long)]
+        leads: usize,
+    },
+    /// Writes `--leads` generated leads with the export writer straight to `--out`.
+    Write {
+        #[arg(long)]
+        leads: usize,
+        #[arg(long)]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+const BATCH: usize = 10_000;
+
+fn leads(count: usize) -> impl Iterator<Item = Lead> {
+    steward_demo::lead_stream(&steward_demo::DemoConfig::demo(Timestamp::now()), count)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Seed { data_dir, leads: count } => {
+            let settings = Settings { data_dir, ..Settings::default() };
+            let store = steward_server::open_store(&settings).await?;
+            let now = Timestamp::now();
+            let tenant = admin::create_tenant(store.as_ref(), "Bench Oy", now).await?;
+            let ctx = TenantCtx::new(tenant.id);
+            let (client, secret) = admin::create_client(store.as_ref(), &ctx, "bench", Scopes::all(), now).await?;
+            let started = Instant::now();
+            let mut batch = Vec::with_capacity(BATCH);
+            for lead in leads(count) {
+                batch.push(lead);
+                if batch.len() == BATCH {
+                    store.insert(&ctx, &batch).await?;
+                    batch.clear();
+                }
+            }
+            store.insert(&ctx, &batch).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"tenant_id": tenant.id.to_string(), "client_id": client.id.to_string(), "client_secret": secret,
+                    "leads": count, "seconds": seconds, "rows_per_s": count as f64 / seconds})
+            );
+        }
+        Command::Decode { leads: count } => {
+            let bodies: Vec<Vec<u8>> = leads(count).map(|lead| serde_json::to_vec(&lead)).collect::<Result<_, _>>()?;
+            let started = Instant::now();
+            for body in &bodies {
+                let _: Lead = steward_domain::trust::trusted(|| serde_json::from_slice(body))?;
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            println!("{}", json!({"rows": count, "seconds": seconds, "rows_per_s": count as f64 / seconds}));
+        }
+        Command::Write { leads: count, format, out } => {
+            let format = Format::parse(&format).ok_or_else(|| anyhow::anyhow!("unknown format {format}"))?;
+            let records: Vec<Lead> = leads(count).collect();
+            let started = Instant::now();
+            let file = BufWriter::with_capacity(64 * 1024, std::fs::File::create(&out)?);
+            let mut writer = Writer::<_, Lead>::new(format, file)?;
+            for record in &records {
+                writer.write(record)?;
+            }
+            writer.finish()?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!("{}", json!({"rows": count, "seconds": seconds, "rows_per_s": count as f64 / seconds}));
+        }
+    }
+    Ok(())
+}
