@@ -44,10 +44,17 @@ rate_limit_per_minute = 500
 max_body_bytes = 1048576
 
 [exports]
-# Largest file a console export may produce, in bytes (512 MiB).
+# Largest file a streamed export (console or GET /api/v1/exports/{dataset}) may produce, in
+# bytes (512 MiB). Export jobs have no limit.
 console_max_bytes = 536870912
-# Longest period a console export may cover, in days.
+# Longest period (from-to) a streamed export may cover, in days.
 console_max_days = 366
+# Folder for export files of jobs; empty means <data_dir>/files.
+files_dir = ""
+# Days an export job's file stays downloadable.
+file_days = 7
+# Run export jobs in this process. Turn off on nodes that should only serve requests.
+worker = true
 
 [privacy]
 # How much of a visitor's IP address is kept. These can only be made coarser (smaller), never
@@ -93,6 +100,9 @@ pub struct ApiSettings {
 pub struct ExportSettings {
     pub console_max_bytes: u64,
     pub console_max_days: u32,
+    pub files_dir: String,
+    pub file_days: u32,
+    pub worker: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +123,13 @@ impl Default for Settings {
             keys_dir: String::new(),
             log_format: LogFormat::Text,
             api: ApiSettings { token_ttl_seconds: 3600, rate_limit_per_minute: 500, max_body_bytes: 1_048_576 },
-            exports: ExportSettings { console_max_bytes: 512 * 1024 * 1024, console_max_days: 366 },
+            exports: ExportSettings {
+                console_max_bytes: 512 * 1024 * 1024,
+                console_max_days: 366,
+                files_dir: String::new(),
+                file_days: 7,
+                worker: true,
+            },
             privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
         }
     }
@@ -168,6 +184,14 @@ impl Settings {
             self.data_dir.join("master.key")
         } else {
             PathBuf::from(&self.master_key_file)
+        }
+    }
+
+    pub fn files_dir(&self) -> PathBuf {
+        if self.exports.files_dir.is_empty() {
+            self.data_dir.join("files")
+        } else {
+            PathBuf::from(&self.exports.files_dir)
         }
     }
 

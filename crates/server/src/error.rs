@@ -59,6 +59,12 @@ pub enum ApiError {
     OAuth { code: &'static str, description: String },
     #[error("{0}")]
     Gone(String),
+    /// The thing exists but is not ready (a running job); the client should retry later.
+    #[error("{0}")]
+    NotReady(String),
+    /// A `Range` outside the file; `length` goes into `Content-Range: bytes */length`.
+    #[error("{detail}")]
+    RangeNotSatisfiable { detail: String, length: u64 },
     /// A streamed export past the configured period or size; says what to do instead.
     #[error("{0}")]
     ExportTooLarge(String),
@@ -95,6 +101,8 @@ impl ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Gone(_) => StatusCode::GONE,
             Self::ExportTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotReady(_) => StatusCode::CONFLICT,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -131,6 +139,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let kind = match &self {
             Self::ExportTooLarge(_) => "export-too-large",
+            Self::NotReady(_) => "not-ready",
             _ => slug_for(status),
         };
         let mut headers = HeaderMap::new();
@@ -161,6 +170,14 @@ impl IntoResponse for ApiError {
                 // gets the request id to quote.
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 ("an internal error occurred; quote the request_id when reporting it".into(), Vec::new(), None)
+            }
+            Self::NotReady(detail) => {
+                insert(&mut headers, header::RETRY_AFTER, "5");
+                (detail, Vec::new(), None)
+            }
+            Self::RangeNotSatisfiable { detail, length } => {
+                insert(&mut headers, header::CONTENT_RANGE, &format!("bytes */{length}"));
+                (detail, Vec::new(), None)
             }
             Self::RateLimited { detail, retry_after } => {
                 insert(&mut headers, header::RETRY_AFTER, &retry_after.to_string());
@@ -203,6 +220,7 @@ fn slug_for(status: StatusCode) -> &'static str {
         StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
         StatusCode::TOO_MANY_REQUESTS => "rate-limited",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range-not-satisfiable",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => "timeout",
         _ if status.is_server_error() => "internal",

@@ -6,6 +6,8 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod files;
+pub mod jobs;
 pub mod ratelimit;
 pub mod state;
 
@@ -22,5 +24,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app::build(state)).with_graceful_shutdown(shutdown).await
+    let worker = state.settings.exports.worker.then(|| jobs::spawn_worker(state.clone()));
+    let served = axum::serve(listener, app::build(state)).with_graceful_shutdown(shutdown).await;
+    if let Some(worker) = worker {
+        // An interrupted job keeps its lease until it runs out, then any node runs it again.
+        worker.abort();
+    }
+    served
 }

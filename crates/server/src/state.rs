@@ -8,6 +8,7 @@ use steward_domain::Timestamp;
 use steward_store::{MasterKey, Store, StoreError, Vault, VaultError};
 
 use crate::config::Settings;
+use crate::files::{FileStore, LocalFiles};
 use crate::ratelimit::Limiter;
 
 #[derive(Debug, Clone)]
@@ -16,6 +17,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub limiter: Limiter,
+    pub files: Arc<dyn FileStore>,
 }
 
 impl AppState {
@@ -26,7 +28,8 @@ impl AppState {
     /// With a clock of the caller's (tests move a fixed one by hand).
     pub fn with_clock(store: Arc<dyn Store>, settings: Settings, clock: Clock) -> Self {
         let limiter = Limiter::new(settings.api.rate_limit_per_minute, clock.clone());
-        Self { store, settings: Arc::new(settings), clock, limiter }
+        let files = Arc::new(LocalFiles::new(settings.files_dir()));
+        Self { store, settings: Arc::new(settings), clock, limiter, files }
     }
 }
 

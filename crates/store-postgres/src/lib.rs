@@ -11,7 +11,7 @@ use steward_domain::{
     AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
 };
 use steward_store::sql::{self, Dialect, Statement};
-use steward_store::{
+use steward_store::{JobRecord, JobStatus, 
     ColumnType, Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault,
 };
 use time::OffsetDateTime;
@@ -155,6 +155,19 @@ fn read_client(row: &PgRow) -> StoreResult<ApiClient> {
         secret_hash: hash(row, "secret_hash")?,
         scopes: Scopes::parse(&text(row, "scopes")?).map_err(corrupt)?,
         created_at: time(row, "created_at")?,
+    })
+}
+
+fn read_job(row: &PgRow) -> StoreResult<JobRecord> {
+    let attempts: i32 = row.try_get("attempts").map_err(StoreError::backend)?;
+    Ok(JobRecord {
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        id: uuid(row, "id")?,
+        kind: text(row, "kind")?,
+        status: JobStatus::parse(&text(row, "status")?).ok_or_else(|| corrupt("unknown job status"))?,
+        created_at: time(row, "created_at")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        data: serde_json::from_str(&text(row, "data_text")?).map_err(corrupt)?,
     })
 }
 
@@ -357,6 +370,75 @@ impl Store for PgStore {
         let row = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?;
         let (rows, bytes): (i64, i64) = (row.get(0), row.get(1));
         Ok((u64::try_from(rows).unwrap_or(0), u64::try_from(bytes).unwrap_or(0)))
+    }
+
+    async fn create_job(&self, ctx: &TenantCtx, job: &JobRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO jobs (tenant_id, id, kind, status, created_at, attempts, data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        )
+        .bind(*ctx.tenant_id().as_uuid())
+        .bind(job.id)
+        .bind(&job.kind)
+        .bind(job.status.as_str())
+        .bind(job.created_at.as_datetime())
+        .bind(i32::try_from(job.attempts).unwrap_or(i32::MAX))
+        .bind(job.data.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error("id"))?;
+        Ok(())
+    }
+
+    async fn get_job(&self, ctx: &TenantCtx, id: Uuid) -> StoreResult<Option<JobRecord>> {
+        let row = sqlx::query("SELECT *, data::text AS data_text FROM jobs WHERE tenant_id = $1 AND id = $2")
+            .bind(*ctx.tenant_id().as_uuid())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_job).transpose()
+    }
+
+    async fn claim_job(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<JobRecord>> {
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+             WHERE (tenant_id, id) = (SELECT tenant_id, id FROM jobs WHERE kind = $3 \
+                 AND (status = 'queued' OR (status = 'running' AND lease_until < $4)) \
+                 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING *, data::text AS data_text",
+        )
+        .bind(owner)
+        .bind(lease_until.as_datetime())
+        .bind(kind)
+        .bind(now.as_datetime())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        row.as_ref().map(read_job).transpose()
+    }
+
+    async fn save_job(&self, job: &JobRecord, owner: &str, lease_until: Timestamp) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE jobs SET status = $1, data = $2::jsonb, lease_until = $3 \
+             WHERE tenant_id = $4 AND id = $5 AND lease_owner = $6",
+        )
+        .bind(job.status.as_str())
+        .bind(job.data.to_string())
+        .bind(lease_until.as_datetime())
+        .bind(*job.tenant_id.as_uuid())
+        .bind(job.id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {

@@ -12,7 +12,7 @@ use steward_domain::{
     AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
 };
 use steward_store::sql::{self, Dialect, Statement};
-use steward_store::{Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault};
+use steward_store::{JobRecord, JobStatus, Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault};
 use uuid::Uuid;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -144,6 +144,19 @@ fn read_client(row: &SqliteRow) -> StoreResult<ApiClient> {
         secret_hash: hash(row, "secret_hash")?,
         scopes: Scopes::parse(&text(row, "scopes")?).map_err(corrupt)?,
         created_at: time(row, "created_at")?,
+    })
+}
+
+fn read_job(row: &SqliteRow) -> StoreResult<JobRecord> {
+    let attempts: i64 = row.try_get("attempts").map_err(StoreError::backend)?;
+    Ok(JobRecord {
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        id: uuid(row, "id")?,
+        kind: text(row, "kind")?,
+        status: JobStatus::parse(&text(row, "status")?).ok_or_else(|| corrupt("unknown job status"))?,
+        created_at: time(row, "created_at")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        data: serde_json::from_str(&text(row, "data")?).map_err(corrupt)?,
     })
 }
 
@@ -350,6 +363,74 @@ impl Store for SqliteStore {
         let row = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?;
         let (rows, bytes): (i64, i64) = (row.get(0), row.get(1));
         Ok((u64::try_from(rows).unwrap_or(0), u64::try_from(bytes).unwrap_or(0)))
+    }
+
+    async fn create_job(&self, ctx: &TenantCtx, job: &JobRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO jobs (tenant_id, id, kind, status, created_at, attempts, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_bytes(ctx.tenant_id().as_uuid()))
+        .bind(id_bytes(&job.id))
+        .bind(&job.kind)
+        .bind(job.status.as_str())
+        .bind(job.created_at.unix_micros())
+        .bind(i64::from(job.attempts))
+        .bind(job.data.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error("id"))?;
+        Ok(())
+    }
+
+    async fn get_job(&self, ctx: &TenantCtx, id: Uuid) -> StoreResult<Option<JobRecord>> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE tenant_id = ? AND id = ?")
+            .bind(id_bytes(ctx.tenant_id().as_uuid()))
+            .bind(id_bytes(&id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_job).transpose()
+    }
+
+    async fn claim_job(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<JobRecord>> {
+        // One statement: SQLite runs it under its single writer lock, so no two claims overlap.
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1 \
+             WHERE rowid = (SELECT rowid FROM jobs WHERE kind = ? \
+                 AND (status = 'queued' OR (status = 'running' AND lease_until < ?)) \
+                 ORDER BY created_at LIMIT 1) \
+             RETURNING *",
+        )
+        .bind(owner)
+        .bind(lease_until.unix_micros())
+        .bind(kind)
+        .bind(now.unix_micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        row.as_ref().map(read_job).transpose()
+    }
+
+    async fn save_job(&self, job: &JobRecord, owner: &str, lease_until: Timestamp) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE jobs SET status = ?, data = ?, lease_until = ? WHERE tenant_id = ? AND id = ? AND lease_owner = ?",
+        )
+        .bind(job.status.as_str())
+        .bind(job.data.to_string())
+        .bind(lease_until.unix_micros())
+        .bind(id_bytes(job.tenant_id.as_uuid()))
+        .bind(id_bytes(&job.id))
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {

@@ -12,6 +12,7 @@ use steward_domain::{
 use uuid::Uuid;
 
 use crate::doc::{DocKind, ListQuery};
+use crate::jobs::{JobRecord, JobStatus};
 use crate::{Lookup, Store, StoreError, StoreExt, TenantCtx, VaultError};
 
 /// Generates one `#[tokio::test]` per contract check, each with a store from `$factory`, an
@@ -31,6 +32,7 @@ macro_rules! contract_suite {
             lists_filter_by_projected_columns,
             a_column_takes_nulls_and_values_in_any_order,
             lists_take_any_of_several_values_and_measure_what_matches,
+            jobs_are_claimed_once_and_again_when_their_lease_ends,
             update_replaces_and_delete_removes,
             another_tenant_sees_nothing,
             bodies_are_sealed_and_bound_to_their_row,
@@ -314,6 +316,48 @@ pub async fn lists_take_any_of_several_values_and_measure_what_matches(store: &d
     assert_eq!(rows, 2);
     let bad = ListQuery { any_of: Some(("body", Vec::new())), ..ListQuery::default() };
     assert!(store.list::<Lead>(&ctx, &bad).await.is_err(), "only known columns");
+}
+
+pub async fn jobs_are_claimed_once_and_again_when_their_lease_ends(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let other = tenant(store, "B").await;
+    let t0 = Timestamp::parse("2026-11-23T10:00:00Z").unwrap().unix_micros();
+    let at = |seconds: i64| Timestamp::from_unix_micros(t0 + seconds * 1_000_000).unwrap();
+    let job = |n: i64| JobRecord {
+        tenant_id: ctx.tenant_id(),
+        id: Uuid::now_v7(),
+        kind: "export".into(),
+        status: JobStatus::Queued,
+        created_at: at(n),
+        attempts: 0,
+        data: json!({"n": n}),
+    };
+    let (first, second) = (job(0), job(1));
+    store.create_job(&ctx, &first).await.unwrap();
+    store.create_job(&ctx, &second).await.unwrap();
+    assert!(store.get_job(&other, first.id).await.unwrap().is_none(), "another tenant's job is invisible");
+    assert_eq!(store.get_job(&ctx, first.id).await.unwrap(), Some(first.clone()));
+
+    let mut claimed = store.claim_job("export", "w1", at(10), at(70)).await.unwrap().unwrap();
+    assert_eq!((claimed.id, claimed.status, claimed.attempts), (first.id, JobStatus::Running, 1), "oldest first");
+    let taken = store.claim_job("export", "w2", at(10), at(70)).await.unwrap().unwrap();
+    assert_eq!(taken.id, second.id);
+    assert!(store.claim_job("export", "w3", at(10), at(70)).await.unwrap().is_none(), "each job once");
+    assert!(store.claim_job("archive", "w3", at(10), at(70)).await.unwrap().is_none(), "by kind");
+
+    claimed.data = json!({"rows": 5});
+    assert!(store.save_job(&claimed, "w1", at(200)).await.unwrap(), "the holder renews its lease");
+    // w2 stops renewing: after its lease ends, another worker takes the job over.
+    let again = store.claim_job("export", "w3", at(80), at(140)).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (second.id, 2));
+    assert!(!store.save_job(&taken, "w2", at(300)).await.unwrap(), "a lost lease saves nothing");
+
+    claimed.status = JobStatus::Succeeded;
+    assert!(store.save_job(&claimed, "w1", at(200)).await.unwrap());
+    let stored = store.get_job(&ctx, first.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.data), (JobStatus::Succeeded, json!({"rows": 5})));
+    let last = store.claim_job("export", "w4", at(1000), at(1060)).await.unwrap().unwrap();
+    assert_eq!(last.id, second.id, "finished jobs are never claimed again; abandoned ones are");
 }
 
 /// Found on PostgreSQL: a NULL sent untyped fixed a cached statement's parameter as text, and

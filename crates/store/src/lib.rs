@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod contract;
 pub mod doc;
+pub mod jobs;
 pub mod records;
 pub mod sql;
 pub mod vault;
@@ -15,8 +16,9 @@ pub mod vault;
 use std::fmt;
 
 use async_trait::async_trait;
-use steward_domain::{AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId};
+use steward_domain::{AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp};
 
+pub use jobs::{JobRecord, JobStatus};
 pub use doc::{ColumnType, Doc, DocKind, DocRow, ListQuery, Value};
 pub use records::{Lookup, Record, StoreExt};
 pub use vault::{MasterKey, TenantKeys, Vault, VaultError};
@@ -115,4 +117,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows matching the query's filters (its cursor and limit aside) and their stored bytes:
     /// what an export of them would roughly weigh.
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)>;
+
+    /// Queues a job of this tenant (its `status` is stored as given, normally queued).
+    async fn create_job(&self, ctx: &TenantCtx, job: &JobRecord) -> StoreResult<()>;
+    async fn get_job(&self, ctx: &TenantCtx, id: uuid::Uuid) -> StoreResult<Option<JobRecord>>;
+    /// Workers serve every tenant: claims the oldest queued job of `kind`, or a running one
+    /// whose lease ended before `now`, for `owner` until `lease_until`. Two workers never get
+    /// the same job.
+    async fn claim_job(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<JobRecord>>;
+    /// Saves status and data while `owner` still holds the lease, renewing it; false when the
+    /// lease was lost (another worker took the job over).
+    async fn save_job(&self, job: &JobRecord, owner: &str, lease_until: Timestamp) -> StoreResult<bool>;
 }

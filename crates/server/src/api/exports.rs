@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use axum::body::{Body, Bytes};
@@ -217,7 +218,8 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
         let (chunks, receiver) = mpsc::channel::<std::io::Result<Bytes>>(8);
         tokio::spawn(async move {
             let sink = ChunkSink { chunks: chunks.clone(), buffer: Vec::with_capacity(CHUNK) };
-            if let Err(error) = run::<R, _>(store, ctx, request.window(), request.format, sink).await {
+            let rows = Arc::new(AtomicU64::new(0));
+            if let Err(error) = run::<R, _>(store, ctx, request.window(), request.format, sink, rows).await {
                 tracing::warn!(error = %error, "export aborted");
                 let _ = chunks.send(Err(std::io::Error::other(error.to_string()))).await;
             }
@@ -225,7 +227,8 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
         Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver))
     } else {
         let file = tempfile::tempfile().map_err(|e| ApiError::Internal(e.into()))?;
-        let file = run::<R, _>(store, ctx, request.window(), request.format, file)
+        let rows = Arc::new(AtomicU64::new(0));
+        let file = run::<R, _>(store, ctx, request.window(), request.format, file, rows)
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
         let mut file = tokio::fs::File::from_std(file);
@@ -248,7 +251,7 @@ fn request_media_type(filename: &str) -> &'static str {
 }
 
 /// Refuses a streamed export past the configured period or size, saying what to do instead.
-async fn check_limits<R: Exportable>(
+pub(crate) async fn check_limits<R: Exportable>(
     state: &AppState,
     ctx: &TenantCtx,
     request: &ExportRequest,
@@ -298,13 +301,15 @@ async fn first_created<R: Exportable>(
     Ok(docs.first().map(|doc| doc.created_at))
 }
 
-/// Reads every page of the window and writes it to `out` on a blocking thread.
+/// Reads every page of the window and writes it to `out` on a blocking thread, counting the
+/// rows handed to the writer in `rows`.
 pub async fn run<R: Exportable, W: Write + Send + 'static>(
     store: Arc<dyn Store>,
     ctx: TenantCtx,
     window: ListQuery,
     format: Format,
     out: W,
+    rows: Arc<AtomicU64>,
 ) -> anyhow::Result<W> {
     let (pages, mut receiver) = mpsc::channel::<Vec<R>>(2);
     let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<W> {
@@ -322,10 +327,12 @@ pub async fn run<R: Exportable, W: Write + Send + 'static>(
             let page = R::page(store.as_ref(), &ctx, &query).await?;
             let full = page.len() == R::PAGE as usize;
             query.after = page.last().map(R::key);
+            let count = page.len() as u64;
             if pages.send(page).await.is_err() {
                 // The writer stopped (the client went away); its error tells why.
                 break;
             }
+            rows.fetch_add(count, Ordering::Relaxed);
             if !full {
                 break;
             }

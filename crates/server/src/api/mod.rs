@@ -1,6 +1,7 @@
 //! The HTTP API: route table, OpenAPI document and its renderer.
 
 pub mod common;
+pub mod export_jobs;
 pub mod exports;
 pub mod health;
 pub mod leads;
@@ -28,7 +29,9 @@ use crate::state::AppState;
             problem details. Lists use cursor pagination: follow `next_cursor` or the `Link` header.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(openapi_json),
+    // `/api/v1/exports/{dataset}` (a stream) and `/api/v1/exports/{id}` (a job) share one path
+    // segment, so one handler (`export_jobs::get_export`) serves both; both are documented here.
+    paths(openapi_json, exports::stream_export, export_jobs::get_export_job),
     components(schemas(steward_export::Format)),
     modifiers(&OAuthScheme),
     tags(
@@ -75,10 +78,12 @@ pub fn router(state: AppState) -> Router {
             organizations::patch_organization,
             organizations::delete_organization
         ))
-        .routes(routes!(exports::stream_export))
+        .routes(routes!(export_jobs::create_export_job))
+        .routes(routes!(export_jobs::download_export))
         .split_for_parts();
     let document = Arc::new(openapi);
     router
+        .route("/api/v1/exports/{name}", get(export_jobs::get_export))
         .route("/openapi.json", get(move || openapi_json(document.clone())))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .with_state(state)

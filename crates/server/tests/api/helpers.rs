@@ -15,6 +15,7 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub state: AppState,
     _guard: Guard,
+    _files: tempfile::TempDir,
 }
 
 #[allow(dead_code)]
@@ -69,10 +70,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Settings::default()).await
 }
 
-pub async fn spawn_app_with(settings: Settings) -> TestApp {
+pub async fn spawn_app_with(mut settings: Settings) -> TestApp {
     // Server logs go to the test's captured output, so a failing test shows the cause of a 500.
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,steward=info").try_init();
     let (store, guard) = fresh_store().await;
+    // Export files of this test stay in a folder of its own, removed with it.
+    let files = tempfile::tempdir().expect("files folder");
+    if settings.exports.files_dir.is_empty() {
+        settings.exports.files_dir = files.path().display().to_string();
+    }
     // A clock the tests move by hand: expiry, time filters and rate limits without sleeping.
     let state = AppState::with_clock(store.clone(), settings, steward_server::Clock::fixed(Timestamp::now()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -82,7 +88,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         steward_server::serve(listener, served, std::future::pending()).await.expect("serve");
     });
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { address, http, store, state, _guard: guard }
+    TestApp { address, http, store, state, _guard: guard, _files: files }
 }
 
 #[allow(dead_code)]

@@ -17,7 +17,10 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/leads/{id}", &["get", "patch", "delete"]),
     ("/api/v1/organizations", &["get", "post"]),
     ("/api/v1/organizations/{id}", &["get", "patch", "delete"]),
+    ("/api/v1/exports", &["post"]),
     ("/api/v1/exports/{dataset}", &["get"]),
+    ("/api/v1/exports/{id}", &["get"]),
+    ("/api/v1/exports/{id}/file", &["get"]),
 ];
 
 #[tokio::test]

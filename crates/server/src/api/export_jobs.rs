@@ -1,0 +1,346 @@
+//! Export jobs over HTTP: `POST /api/v1/exports` queues one (202 + `Location`),
+//! `GET /api/v1/exports/{id}` shows status and progress, `GET /api/v1/exports/{id}/file`
+//! downloads the finished file with `ETag` (its SHA-256) and `Range`, so a broken download
+//! resumes where it stopped.
+
+use std::io::SeekFrom;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use steward_domain::{Scope, Timestamp, ValidationErrors};
+use steward_export::{DatasetName, Format};
+use steward_store::{JobRecord, JobStatus};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use uuid::Uuid;
+
+use super::common::{JsonBody, from_json};
+use super::exports;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::jobs::{EXPORT, ExportJob};
+use crate::state::AppState;
+
+/// What to export, as a client sends it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportJobInput {
+    /// `leads`, `visitor-profiles`, `journeys` or `organizations`.
+    pub dataset: Option<String>,
+    /// `csv` (default), `json`, `ndjson` or `xlsx`.
+    pub format: Option<String>,
+    /// RFC 3339; records created at or after. No limit on the period.
+    pub from: Option<String>,
+    /// RFC 3339; records created before.
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportJobView {
+    pub id: Uuid,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    pub created_at: Timestamp,
+    /// How many times a worker started it (more than one after a restart).
+    pub attempts: u32,
+    #[serde(flatten)]
+    pub export: ExportJob,
+    /// Where to download the file once the job succeeded.
+    pub file_url: Option<String>,
+}
+
+fn view(job: &JobRecord, export: ExportJob) -> ExportJobView {
+    let file_url = (job.status == JobStatus::Succeeded).then(|| format!("/api/v1/exports/{}/file", job.id));
+    ExportJobView {
+        id: job.id,
+        status: job.status.as_str().into(),
+        created_at: job.created_at,
+        attempts: job.attempts,
+        export: ExportJob { file: None, ..export },
+        file_url,
+    }
+}
+
+fn read_scope(dataset: DatasetName) -> Option<Scope> {
+    match dataset {
+        DatasetName::Leads => Some(Scope::LeadsRead),
+        DatasetName::Organizations => Some(Scope::OrganizationsRead),
+        DatasetName::VisitorProfiles | DatasetName::Journeys => Some(Scope::VisitorsRead),
+        DatasetName::Reports | DatasetName::AuditLog => None,
+    }
+}
+
+/// Queues an export of any size and period. Answers 202 with `Location`; poll it until
+/// `status` is `succeeded`, then download `file_url`.
+#[utoipa::path(
+    post, path = "/api/v1/exports", tag = "exports",
+    request_body = ExportJobInput,
+    responses(
+        (status = 202, description = "Queued; `Location` names the job", body = ExportJobView),
+        (status = 403, description = "Token lacks `export` or the dataset's read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad dataset, format or period, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["export"]))
+)]
+pub async fn create_export_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Export)?;
+    let input: ExportJobInput = from_json(body)?;
+    let mut errors = ValidationErrors::default();
+    let dataset = match input.dataset.as_deref() {
+        None => {
+            errors.add("dataset", "is required: leads, visitor-profiles, journeys or organizations");
+            None
+        }
+        Some(text) => {
+            let dataset = DatasetName::parse(text).filter(|d| read_scope(*d).is_some());
+            if dataset.is_none() {
+                errors.add("dataset", "must be leads, visitor-profiles, journeys or organizations");
+            }
+            dataset
+        }
+    };
+    let format = match input.format.as_deref() {
+        None => Some(Format::Csv),
+        Some(text) => {
+            let format = Format::parse(text);
+            if format.is_none() {
+                errors.add("format", "must be csv, json, ndjson or xlsx");
+            }
+            format
+        }
+    };
+    let mut time = |field: &str, value: Option<&str>| {
+        value.and_then(|text| match Timestamp::parse(text) {
+            Ok(at) => Some(at),
+            Err(error) => {
+                errors.add(field, error.to_string());
+                None
+            }
+        })
+    };
+    let from = time("from", input.from.as_deref());
+    let to = time("to", input.to.as_deref());
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        errors.add("to", "must be later than from");
+    }
+    let (Some(dataset), Some(format)) = (dataset, format) else {
+        return Err(ApiError::Validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if let Some(scope) = read_scope(dataset) {
+        caller.require(scope)?;
+    }
+    let export = ExportJob::new(dataset, format, from, to);
+    let job = JobRecord {
+        tenant_id: caller.ctx.tenant_id(),
+        id: steward_domain::id::new_v7(),
+        kind: EXPORT.into(),
+        status: JobStatus::Queued,
+        created_at: state.clock.now(),
+        attempts: 0,
+        data: serde_json::to_value(&export).map_err(|e| ApiError::Internal(e.into()))?,
+    };
+    state.store.create_job(&caller.ctx, &job).await?;
+    tracing::info!(job.id = %job.id, dataset = %dataset, format = %format, "export job queued");
+    let location = format!("/api/v1/exports/{}", job.id);
+    let mut response = (StatusCode::ACCEPTED, Json(view(&job, export))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<(JobRecord, ExportJob), ApiError> {
+    caller.require(Scope::Export)?;
+    let not_found = || ApiError::not_found("export job");
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    let job = state.store.get_job(&caller.ctx, id).await?.filter(|job| job.kind == EXPORT).ok_or_else(not_found)?;
+    let export: ExportJob = serde_json::from_value(job.data.clone()).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((job, export))
+}
+
+/// One segment after `/api/v1/exports/`: a job id shows the job, a dataset name streams it.
+pub async fn get_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    if Uuid::parse_str(&name).is_ok() {
+        let (job, export) = find(&state, &caller, &name).await?;
+        return Ok(Json(view(&job, export)).into_response());
+    }
+    exports::stream_export(State(state), caller, Path(name), uri).await
+}
+
+/// Status and progress of an export job (documentation of the job branch of [`get_export`]).
+#[utoipa::path(
+    get, path = "/api/v1/exports/{id}", tag = "exports",
+    params(("id" = String, Path, description = "Export job id")),
+    responses(
+        (status = 200, description = "The job: status, progress, and `file_url` once it succeeded", body = ExportJobView),
+        (status = 404, description = "No such job for your tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["export"]))
+)]
+#[allow(dead_code)]
+async fn get_export_job() {}
+
+/// Downloads a finished export. `ETag` is the file's SHA-256; `Range: bytes=N-` (with
+/// `If-Range`) resumes a broken download.
+#[utoipa::path(
+    get, path = "/api/v1/exports/{id}/file", tag = "exports",
+    params(("id" = String, Path, description = "Export job id")),
+    responses(
+        (status = 200, description = "The file"),
+        (status = 206, description = "The asked byte range"),
+        (status = 304, description = "Unchanged (`If-None-Match`)"),
+        (status = 404, description = "No such job for your tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not finished yet (`Retry-After`) or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The file has expired", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The range is outside the file", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["export"]))
+)]
+pub async fn download_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (job, export) = find(&state, &caller, &id).await?;
+    match job.status {
+        JobStatus::Succeeded => {}
+        JobStatus::Failed => {
+            return Err(ApiError::Conflict(
+                format!("export job {} failed; start a new export with POST /api/v1/exports", job.id),
+                Vec::new(),
+            ));
+        }
+        JobStatus::Queued | JobStatus::Running => {
+            let progress = match export.rows_total {
+                Some(total) => format!("{} of {total} rows written", export.rows_written),
+                None => "not started".into(),
+            };
+            return Err(ApiError::NotReady(format!(
+                "export job {} is {} ({progress}); poll GET /api/v1/exports/{} until it succeeds",
+                job.id,
+                job.status.as_str(),
+                job.id
+            )));
+        }
+    }
+    if export.expires_at.is_some_and(|at| at <= state.clock.now()) {
+        return Err(ApiError::Gone(format!(
+            "the file of export job {} expired; start a new export with POST /api/v1/exports",
+            job.id
+        )));
+    }
+    let key = export.file.clone().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("succeeded job without file")))?;
+    let sha = export.sha256.clone().unwrap_or_default();
+    let etag = format!("\"{sha}\"");
+    let (file, length) = state
+        .files
+        .open(&key)
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::Gone(format!("the file of export job {} is no longer stored", job.id)))?;
+
+    let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if header_text(header::IF_NONE_MATCH).is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok(with_file_headers(StatusCode::NOT_MODIFIED.into_response(), &etag, &export, job.id));
+    }
+    // If-Range with another validator means the file changed: send it whole.
+    let range_applies = header_text(header::IF_RANGE).is_none_or(|tag| tag.trim() == etag);
+    let range = match header_text(header::RANGE) {
+        Some(range) if range_applies => Some(parse_range(&range, length).ok_or_else(|| {
+            ApiError::RangeNotSatisfiable {
+                detail: format!("the range {range:?} is outside the file of {length} bytes; ask for bytes=N- with N < {length}"),
+                length,
+            }
+        })?),
+        _ => None,
+    };
+    let (start, end) = range.unwrap_or((0, length.saturating_sub(1)));
+    let count = if length == 0 { 0 } else { end - start + 1 };
+    let mut file = tokio::fs::File::from_std(file);
+    file.seek(SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024));
+    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let mut response = with_file_headers((status, body).into_response(), &etag, &export, job.id);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if range.is_some()
+        && let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{length}"))
+    {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
+    Ok(response)
+}
+
+fn with_file_headers(mut response: Response, etag: &str, export: &ExportJob, id: Uuid) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(export.format.media_type()));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    let name = format!("attachment; filename=\"{}-{id}.{}\"", export.dataset, export.format);
+    if let Ok(value) = HeaderValue::from_str(&name) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// One `bytes=` range (RFC 9110 §14.1.2) as inclusive offsets within `length`; several ranges
+/// or a malformed header mean "send it whole" (`Some` of the full range).
+fn parse_range(text: &str, length: u64) -> Option<(u64, u64)> {
+    let whole = Some((0, length.saturating_sub(1)));
+    let Some(spec) = text.trim().strip_prefix("bytes=") else { return whole };
+    if spec.contains(',') {
+        return whole;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 || length == 0 {
+            return None;
+        }
+        (length.saturating_sub(suffix), length - 1)
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() { length.checked_sub(1)? } else { last.parse::<u64>().ok()?.min(length.checked_sub(1)?) };
+        (start, end)
+    };
+    (range.0 <= range.1 && range.0 < length).then_some(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=90-500", 100), Some((90, 99)), "the end is clipped");
+        assert_eq!(parse_range("bytes=100-", 100), None, "unsatisfiable");
+        assert_eq!(parse_range("bytes=5-2", 100), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Some((0, 99)), "several ranges: the whole file");
+        assert_eq!(parse_range("items=0-1", 100), Some((0, 99)));
+    }
+}

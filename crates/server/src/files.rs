@@ -1,0 +1,118 @@
+//! Where export files (and later switching archives) are kept: behind [`FileStore`], a local
+//! folder by default. A file is written under a temporary name and appears under its key only
+//! when [`FileStore::commit`] has synced and renamed it, so a reader never sees half a file.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+pub trait FileStore: Send + Sync + std::fmt::Debug {
+    /// A new, empty file for `key`, replacing any unfinished one from an earlier attempt.
+    fn create(&self, key: &str) -> io::Result<fs::File>;
+    /// Makes the written file durable and visible under `key`.
+    fn commit(&self, key: &str) -> io::Result<()>;
+    /// The finished file and its length, if there is one.
+    fn open(&self, key: &str) -> io::Result<Option<(fs::File, u64)>>;
+    fn remove(&self, key: &str) -> io::Result<()>;
+}
+
+/// Files in a local folder (`exports.files_dir`, by default `<data_dir>/files`).
+#[derive(Debug, Clone)]
+pub struct LocalFiles {
+    root: PathBuf,
+}
+
+impl LocalFiles {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Keys are ours (`exports/<tenant>/<job>.csv`); anything that could leave the folder is refused.
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        let safe = !key.is_empty()
+            && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+        if safe {
+            Ok(self.root.join(key))
+        } else {
+            Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad file key {key:?}")))
+        }
+    }
+
+    fn partial(&self, key: &str) -> io::Result<PathBuf> {
+        let mut path = self.path(key)?.into_os_string();
+        path.push(".partial");
+        Ok(path.into())
+    }
+}
+
+impl FileStore for LocalFiles {
+    fn create(&self, key: &str) -> io::Result<fs::File> {
+        let partial = self.partial(key)?;
+        if let Some(parent) = partial.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::File::create(partial)
+    }
+
+    fn commit(&self, key: &str) -> io::Result<()> {
+        let partial = self.partial(key)?;
+        fs::File::open(&partial)?.sync_all()?;
+        let path = self.path(key)?;
+        fs::rename(&partial, &path)?;
+        if let Some(parent) = path.parent() {
+            // The rename itself must survive a crash.
+            fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn open(&self, key: &str) -> io::Result<Option<(fs::File, u64)>> {
+        match fs::File::open(self.path(key)?) {
+            Ok(file) => {
+                let length = file.metadata()?.len();
+                Ok(Some((file, length)))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn remove(&self, key: &str) -> io::Result<()> {
+        for path in [self.path(key)?, self.partial(key)?] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_file_is_visible_only_once_committed_and_keys_stay_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LocalFiles::new(dir.path());
+        let mut file = files.create("exports/t/1.csv").unwrap();
+        file.write_all(b"half").unwrap();
+        assert!(files.open("exports/t/1.csv").unwrap().is_none(), "unfinished files are not served");
+        let mut again = files.create("exports/t/1.csv").unwrap();
+        again.write_all(b"whole").unwrap();
+        files.commit("exports/t/1.csv").unwrap();
+        let (_, length) = files.open("exports/t/1.csv").unwrap().unwrap();
+        assert_eq!(length, 5, "a new attempt replaces the unfinished file");
+        for bad in ["../x", "exports/../../x", "/etc/passwd", "a//b", "", "a b"] {
+            assert!(files.create(bad).is_err(), "{bad:?}");
+        }
+        files.remove("exports/t/1.csv").unwrap();
+        assert!(files.open("exports/t/1.csv").unwrap().is_none());
+    }
+}

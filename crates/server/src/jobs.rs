@@ -1,0 +1,217 @@
+//! Export jobs: exports of any size and period, written in the background to the file store.
+//!
+//! A job is a leased row ([`steward_store::JobRecord`]). [`run_once`] claims one, writes the
+//! file under a temporary name while renewing the lease and recording progress, then commits it
+//! with its row count, size, SHA-256 and expiry. A worker that dies leaves its lease to run out;
+//! the next [`run_once`] anywhere claims the job again and starts the file over, so a half file
+//! is never served as complete.
+
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use steward_domain::{Journey, Lead, Organization, Timestamp, VisitorProfile};
+use steward_export::{DatasetName, Format};
+use steward_store::{JobRecord, JobStatus, ListQuery, TenantCtx};
+
+use crate::api::exports::{Exportable, run};
+use crate::state::AppState;
+
+pub const EXPORT: &str = "export";
+/// How long a claim holds without renewal; a worker renews it every [`HEARTBEAT`].
+pub const LEASE_SECONDS: i64 = 60;
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// An export job's state, kept as the job row's JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExportJob {
+    pub dataset: DatasetName,
+    pub format: Format,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// Rows in the period when the export started.
+    pub rows_total: Option<u64>,
+    pub rows_written: u64,
+    /// Size of the finished file in bytes.
+    pub bytes: Option<u64>,
+    /// SHA-256 of the finished file, lowercase hex.
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub file: Option<String>,
+    pub finished_at: Option<Timestamp>,
+    /// After this the file is gone.
+    pub expires_at: Option<Timestamp>,
+    pub error: Option<String>,
+}
+
+impl ExportJob {
+    pub fn new(dataset: DatasetName, format: Format, from: Option<Timestamp>, to: Option<Timestamp>) -> Self {
+        Self {
+            dataset,
+            format,
+            from,
+            to,
+            rows_total: None,
+            rows_written: 0,
+            bytes: None,
+            sha256: None,
+            file: None,
+            finished_at: None,
+            expires_at: None,
+            error: None,
+        }
+    }
+
+    pub fn window(&self) -> ListQuery {
+        ListQuery { created_from: self.from, created_to: self.to, ..ListQuery::default() }
+    }
+}
+
+/// A name for this process's claims: host, process id and a random part.
+pub fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "steward".into());
+    format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Runs export jobs until the process stops: one at a time, polling when there is none.
+pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
+    let owner = worker_name();
+    tokio::spawn(async move {
+        loop {
+            match run_once(&state, &owner).await {
+                Ok(true) => {}
+                Ok(false) => tokio::time::sleep(Duration::from_millis(500)).await,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "export worker");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    })
+}
+
+fn lease_from(now: Timestamp) -> Timestamp {
+    now.checked_add(time::Duration::seconds(LEASE_SECONDS)).unwrap_or(now)
+}
+
+/// Claims and runs one export job; false when none was waiting.
+pub async fn run_once(state: &AppState, owner: &str) -> anyhow::Result<bool> {
+    let now = state.clock.now();
+    let Some(mut job) = state.store.claim_job(EXPORT, owner, now, lease_from(now)).await? else {
+        return Ok(false);
+    };
+    let mut export: ExportJob = serde_json::from_value(job.data.clone())?;
+    let ctx = TenantCtx::new(job.tenant_id);
+    tracing::info!(job.id = %job.id, tenant.id = %job.tenant_id, attempt = job.attempts, dataset = %export.dataset, "export job started");
+    let result = match export.dataset {
+        DatasetName::Leads => execute::<Lead>(state, &ctx, &mut job, &mut export, owner).await,
+        DatasetName::Organizations => execute::<Organization>(state, &ctx, &mut job, &mut export, owner).await,
+        DatasetName::VisitorProfiles => execute::<VisitorProfile>(state, &ctx, &mut job, &mut export, owner).await,
+        DatasetName::Journeys => execute::<Journey>(state, &ctx, &mut job, &mut export, owner).await,
+        other => Err(anyhow::anyhow!("the {other} dataset cannot be exported yet")),
+    };
+    let now = state.clock.now();
+    export.finished_at = Some(now);
+    match result {
+        Ok(()) => {
+            job.status = JobStatus::Succeeded;
+            tracing::info!(job.id = %job.id, rows = export.rows_written, "export job succeeded");
+        }
+        Err(error) => {
+            tracing::error!(job.id = %job.id, error = format!("{error:#}"), "export job failed");
+            job.status = JobStatus::Failed;
+            export.error = Some("the export failed; start a new one, and quote the job id if it fails again".into());
+        }
+    }
+    job.data = serde_json::to_value(&export)?;
+    if !state.store.save_job(&job, owner, now).await? {
+        tracing::warn!(job.id = %job.id, "export job was taken over by another worker; result dropped");
+    }
+    Ok(true)
+}
+
+async fn execute<R: Exportable>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    job: &mut JobRecord,
+    export: &mut ExportJob,
+    owner: &str,
+) -> anyhow::Result<()> {
+    let window = export.window();
+    let (rows_total, _) = R::measure(state.store.as_ref(), ctx, &window).await?;
+    *export = ExportJob { rows_total: Some(rows_total), ..ExportJob::new(export.dataset, export.format, export.from, export.to) };
+    save(state, job, export, owner).await?;
+
+    let key = format!("exports/{}/{}.{}", ctx.tenant_id(), job.id, export.format);
+    let files = state.files.clone();
+    let file = files.create(&key)?;
+    let sink = Hashing::new(BufWriter::with_capacity(256 * 1024, file));
+    let rows = Arc::new(AtomicU64::new(0));
+    let writing = run::<R, _>(state.store.clone(), *ctx, window, export.format, sink, rows.clone());
+    tokio::pin!(writing);
+    let sink = loop {
+        tokio::select! {
+            result = &mut writing => break result?,
+            () = tokio::time::sleep(HEARTBEAT) => {
+                export.rows_written = rows.load(Ordering::Relaxed);
+                save(state, job, export, owner).await?;
+            }
+        }
+    };
+    let (bytes, sha256) = sink.finish()?;
+    files.commit(&key)?;
+    let now = state.clock.now();
+    export.rows_written = rows.load(Ordering::Relaxed);
+    export.bytes = Some(bytes);
+    export.sha256 = Some(sha256);
+    export.file = Some(key);
+    export.expires_at = now.checked_add(time::Duration::days(i64::from(state.settings.exports.file_days)));
+    Ok(())
+}
+
+/// Records progress and renews the lease; fails when another worker has taken the job.
+async fn save(state: &AppState, job: &mut JobRecord, export: &ExportJob, owner: &str) -> anyhow::Result<()> {
+    job.data = serde_json::to_value(export)?;
+    let lease = lease_from(state.clock.now());
+    if state.store.save_job(job, owner, lease).await? {
+        Ok(())
+    } else {
+        anyhow::bail!("the lease on export job {} was lost", job.id)
+    }
+}
+
+/// Counts and hashes what passes through to the file.
+struct Hashing<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Self { inner, hasher: Sha256::new(), bytes: 0 }
+    }
+
+    fn finish(mut self) -> std::io::Result<(u64, String)> {
+        self.inner.flush()?;
+        let digest = self.hasher.finalize();
+        Ok((self.bytes, digest.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
