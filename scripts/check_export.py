@@ -60,6 +60,8 @@ def check_text_cell(where, column, expected, cell):
         assert cell == "", f"{where} {column}: expected an empty cell, got {cell!r}"
     elif isinstance(expected, bool):
         assert cell == ("true" if expected else "false"), f"{where} {column}: {cell!r} != {expected!r}"
+    elif isinstance(expected, float):
+        assert math.isclose(float(cell), expected), f"{where} {column}: {cell!r} != {expected!r}"
     elif isinstance(expected, (int, float)):
         assert cell == str(expected), f"{where} {column}: {cell!r} != {expected!r}"
     elif isinstance(expected, str):

@@ -89,6 +89,32 @@ impl ReferrerType {
             Self::Website => "website",
         }
     }
+
+    /// Classifies where a visit came from: UTM parameters make a campaign; no referrer is
+    /// direct; a known search engine or social network by its host; any other site is a website.
+    pub fn classify(referrer: Option<&WebUrl>, utm: &Utm) -> Self {
+        const SEARCH: &[&str] =
+            &["google", "bing", "duckduckgo", "yahoo", "yandex", "baidu", "ecosia", "qwant", "startpage"];
+        const SOCIAL: &[&str] =
+            &["facebook", "instagram", "linkedin", "lnkd", "twitter", "youtube", "tiktok", "reddit", "pinterest"];
+        const SOCIAL_HOSTS: &[&str] = &["x.com", "t.co"];
+        if utm.source.is_some() || utm.medium.is_some() || utm.campaign.is_some() {
+            return Self::Campaign;
+        }
+        let Some(referrer) = referrer else { return Self::Direct };
+        let host = referrer.host();
+        let host = host.strip_prefix("www.").unwrap_or(&host);
+        // Every label but the last (the top-level domain): google.co.uk, search.yahoo.com.
+        let labels: Vec<&str> = host.split('.').collect();
+        let named = |names: &[&str]| labels[..labels.len().saturating_sub(1)].iter().any(|l| names.contains(l));
+        if named(SEARCH) {
+            Self::Search
+        } else if named(SOCIAL) || SOCIAL_HOSTS.contains(&host) {
+            Self::Social
+        } else {
+            Self::Website
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

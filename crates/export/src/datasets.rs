@@ -9,7 +9,7 @@ use steward_domain::geo::Location;
 use steward_domain::lead::{Answer, Bot, Consent};
 use steward_domain::organization::{Contact, EmployeeRange};
 use steward_domain::touch::{Touch, Utm};
-use steward_domain::{Journey, Lead, Organization, VisitorProfile};
+use steward_domain::{Journey, Lead, Organization, ReportRow, VisitorProfile};
 
 use crate::{Cell, Column, ColumnKind, Dataset};
 
@@ -56,7 +56,7 @@ impl fmt::Display for DatasetName {
     }
 }
 
-use ColumnKind::{Boolean, DateTime, Id, Integer, Json, Text};
+use ColumnKind::{Boolean, DateTime, Id, Integer, Json, Number, Text};
 
 fn text<R>(name: &str, get: fn(&R) -> Option<&str>) -> Column<R> {
     Column::new(name, Text, move |r| Cell::text(get(r)))
@@ -251,5 +251,34 @@ impl Dataset for Journey {
     const NAME: DatasetName = DatasetName::Journeys;
     fn columns() -> &'static [Column<Self>] {
         &JOURNEY_COLUMNS
+    }
+}
+
+/// Every report shares these columns; metrics a report does not measure are empty.
+static REPORT_COLUMNS: LazyLock<Vec<Column<ReportRow>>> = LazyLock::new(|| {
+    type R = ReportRow;
+    let count = |name: &str, get: fn(&R) -> Option<u64>| {
+        Column::new(name, Integer, move |r: &R| get(r).map_or(Cell::Empty, Cell::uint))
+    };
+    vec![
+        text("report", |r: &R| Some(r.report.as_str())),
+        text("granularity", |r: &R| Some(r.granularity.as_str())),
+        Column::new("period_start", Text, |r: &R| Cell::Owned(r.period_start.to_string())),
+        text("dimension", |r: &R| r.dimension.as_deref()),
+        text("group", |r: &R| r.group.as_deref()),
+        text("label", |r: &R| r.label.as_deref()),
+        count("visitors", |r| r.visitors),
+        count("sessions", |r| r.sessions),
+        count("pageviews", |r| r.pageviews),
+        count("conversions", |r| r.conversions),
+        count("leads", |r| r.leads),
+        Column::new("conversion_rate", Number, |r: &R| r.conversion_rate.map_or(Cell::Empty, Cell::Number)),
+    ]
+});
+
+impl Dataset for ReportRow {
+    const NAME: DatasetName = DatasetName::Reports;
+    fn columns() -> &'static [Column<Self>] {
+        &REPORT_COLUMNS
     }
 }

@@ -98,6 +98,8 @@ pub enum Cell<'a> {
     Text(&'a str),
     Owned(String),
     Int(i64),
+    /// A decimal number (a rate); written in its shortest exact form.
+    Number(f64),
     Bool(bool),
     Time(Timestamp),
     Uuid(uuid::Uuid),
@@ -143,6 +145,8 @@ pub enum ColumnKind {
     Id,
     Text,
     Integer,
+    /// A decimal number.
+    Number,
     Boolean,
     DateTime,
     /// JSON text of a list or map.

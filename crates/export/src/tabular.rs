@@ -59,6 +59,12 @@ impl<W: Write> CsvSink<W> {
                 Cell::Text(text) => self.text(text)?,
                 Cell::Owned(text) | Cell::Json(text) => self.text(&text)?,
                 Cell::Int(n) => self.writer.write_field(itoa(n, &mut self.scratch))?,
+                Cell::Number(n) => {
+                    use std::fmt::Write as _;
+                    self.scratch.clear();
+                    let _ = write!(self.scratch, "{n}");
+                    self.writer.write_field(self.scratch.as_bytes())?
+                }
                 Cell::Bool(b) => self.writer.write_field(if b { "true" } else { "false" })?,
                 Cell::Time(at) => {
                     use std::fmt::Write as _;

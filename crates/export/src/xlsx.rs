@@ -94,6 +94,9 @@ impl<W: Write + Send> XlsxSink<W> {
                     #[allow(clippy::cast_precision_loss)]
                     sheet.write_number(row, col, n as f64)?;
                 }
+                Cell::Number(n) => {
+                    sheet.write_number(row, col, n)?;
+                }
                 Cell::Bool(b) => {
                     sheet.write_boolean(row, col, b)?;
                 }
@@ -127,7 +130,9 @@ fn width<R>(column: &Column<R>) -> f64 {
     match column.kind {
         ColumnKind::Id => 38.0,
         ColumnKind::DateTime => 20.0,
-        ColumnKind::Integer | ColumnKind::Boolean => (column.name.len() as f64 + 2.0).clamp(8.0, 18.0),
+        ColumnKind::Integer | ColumnKind::Number | ColumnKind::Boolean => {
+            (column.name.len() as f64 + 2.0).clamp(8.0, 18.0)
+        }
         ColumnKind::Text => (column.name.len() as f64 + 2.0).clamp(14.0, 40.0),
         ColumnKind::Json => 40.0,
     }

@@ -56,6 +56,15 @@ file_days = 7
 # Run export jobs in this process. Turn off on nodes that should only serve requests.
 worker = true
 
+[reports]
+# Groups (a period, or a page, source or organization within it) counting fewer distinct people
+# (visitors, or leads without a visitor profile) than this are left out of reports and exports of
+# reports, so that no row points at one person; responses say how many were left out.
+# 0 or 1 turns this off. Environment: STEWARD_REPORTS__MIN_GROUP_SIZE.
+min_group_size = 5
+# Longest period (from-to) one report covers, in days. Environment: STEWARD_REPORTS__MAX_DAYS.
+max_days = 366
+
 [privacy]
 # How much of a visitor's IP address is kept. These can only be made coarser (smaller), never
 # finer than /24 and /48.
@@ -77,6 +86,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub api: ApiSettings,
     pub exports: ExportSettings,
+    pub reports: ReportSettings,
     pub privacy: PrivacySettings,
 }
 
@@ -107,6 +117,13 @@ pub struct ExportSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    pub min_group_size: u32,
+    pub max_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PrivacySettings {
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
@@ -130,6 +147,7 @@ impl Default for Settings {
                 file_days: 7,
                 worker: true,
             },
+            reports: ReportSettings { min_group_size: 5, max_days: 366 },
             privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
         }
     }
@@ -166,6 +184,9 @@ impl Settings {
             .map_err(|e| SettingsError(format!("privacy: the IP mask {e}")))?;
         if self.api.rate_limit_per_minute == 0 || self.api.token_ttl_seconds == 0 {
             return Err(SettingsError("api: rate limit and token lifetime must be above zero".into()));
+        }
+        if self.reports.max_days == 0 {
+            return Err(SettingsError("reports: max_days must be above zero".into()));
         }
         Ok(())
     }

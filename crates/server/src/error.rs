@@ -43,6 +43,10 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("{detail}")]
     BadRequest { detail: String, errors: Vec<FieldError> },
+    /// Query parameters that are well-formed but cannot be served (too many ids, an unknown
+    /// granularity, a period past the limit): 422 naming each.
+    #[error("{0}")]
+    InvalidQuery(ValidationErrors),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -90,9 +94,13 @@ impl ApiError {
         }
     }
 
+    pub fn invalid_query(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidQuery(ValidationErrors::single(field, message))
+    }
+
     fn status(&self) -> StatusCode {
         match self {
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::InvalidQuery(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest { .. } | Self::OAuth { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(..) => StatusCode::CONFLICT,
@@ -150,6 +158,10 @@ impl IntoResponse for ApiError {
                     "{count} field{} failed validation: {errors}; nothing was stored",
                     if count == 1 { "" } else { "s" }
                 );
+                (detail, errors.into_errors(), None)
+            }
+            Self::InvalidQuery(errors) => {
+                let detail = format!("query parameter {errors}");
                 (detail, errors.into_errors(), None)
             }
             Self::BadRequest { detail, errors } | Self::Conflict(detail, errors) => (detail, errors, None),

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use steward_domain::{Journey, Lead, Organization, Timestamp, VisitorProfile};
+use steward_domain::{Granularity, Journey, Lead, Organization, Timestamp, VisitorProfile};
 use steward_export::{DatasetName, Format};
 use steward_store::{JobRecord, JobStatus, ListQuery, TenantCtx};
 
 use crate::api::exports::{Exportable, run};
+use crate::api::reports;
 use crate::state::AppState;
 
 pub const EXPORT: &str = "export";
@@ -112,6 +113,7 @@ pub async fn run_once(state: &AppState, owner: &str) -> anyhow::Result<bool> {
         DatasetName::Organizations => execute::<Organization>(state, &ctx, &mut job, &mut export, owner).await,
         DatasetName::VisitorProfiles => execute::<VisitorProfile>(state, &ctx, &mut job, &mut export, owner).await,
         DatasetName::Journeys => execute::<Journey>(state, &ctx, &mut job, &mut export, owner).await,
+        DatasetName::Reports => execute_reports(state, &ctx, &mut job, &mut export, owner).await,
         other => Err(anyhow::anyhow!("the {other} dataset cannot be exported yet")),
     };
     let now = state.clock.now();
@@ -143,7 +145,10 @@ async fn execute<R: Exportable>(
 ) -> anyhow::Result<()> {
     let window = export.window();
     let (rows_total, _) = R::measure(state.store.as_ref(), ctx, &window).await?;
-    *export = ExportJob { rows_total: Some(rows_total), ..ExportJob::new(export.dataset, export.format, export.from, export.to) };
+    *export = ExportJob {
+        rows_total: Some(rows_total),
+        ..ExportJob::new(export.dataset, export.format, export.from, export.to)
+    };
     save(state, job, export, owner).await?;
 
     let key = format!("exports/{}/{}.{}", ctx.tenant_id(), job.id, export.format);
@@ -170,6 +175,46 @@ async fn execute<R: Exportable>(
     export.sha256 = Some(sha256);
     export.file = Some(key);
     export.expires_at = now.checked_add(time::Duration::days(i64::from(state.settings.exports.file_days)));
+    Ok(())
+}
+
+/// Every report by day over the job's period (fixed when it was queued), computed whole and then
+/// written: report rows are few.
+async fn execute_reports(
+    state: &AppState,
+    ctx: &TenantCtx,
+    job: &mut JobRecord,
+    export: &mut ExportJob,
+    owner: &str,
+) -> anyhow::Result<()> {
+    let (Some(from), Some(to)) = (export.from, export.to) else {
+        anyhow::bail!("a reports export job needs its period");
+    };
+    let min_group_size = u64::from(state.settings.reports.min_group_size);
+    let (rows, _) =
+        reports::all_reports(state.store.as_ref(), ctx, Granularity::Day, (from, to), min_group_size).await?;
+    *export = ExportJob {
+        rows_total: Some(rows.len() as u64),
+        ..ExportJob::new(export.dataset, export.format, export.from, export.to)
+    };
+    save(state, job, export, owner).await?;
+
+    let key = format!("exports/{}/{}.{}", ctx.tenant_id(), job.id, export.format);
+    let file = state.files.create(&key)?;
+    let format = export.format;
+    let count = rows.len() as u64;
+    let sink = tokio::task::spawn_blocking(move || {
+        reports::write_rows(format, Hashing::new(BufWriter::with_capacity(256 * 1024, file)), &rows)
+    })
+    .await??;
+    let (bytes, sha256) = sink.finish()?;
+    state.files.commit(&key)?;
+    export.rows_written = count;
+    export.bytes = Some(bytes);
+    export.sha256 = Some(sha256);
+    export.file = Some(key);
+    export.expires_at =
+        state.clock.now().checked_add(time::Duration::days(i64::from(state.settings.exports.file_days)));
     Ok(())
 }
 

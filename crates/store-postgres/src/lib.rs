@@ -11,8 +11,9 @@ use steward_domain::{
     AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
 };
 use steward_store::sql::{self, Dialect, Statement};
-use steward_store::{JobRecord, JobStatus, 
-    ColumnType, Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault,
+use steward_store::{
+    ColumnType, Doc, DocKind, DocRow, JobRecord, JobStatus, ListQuery, Store, StoreError, StoreResult, TenantCtx,
+    Value, Vault,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;

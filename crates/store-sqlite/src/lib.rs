@@ -1,6 +1,6 @@
 //! The embedded SQLite backend: one file in WAL mode, migrations applied at open.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,13 @@ use steward_domain::{
     AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
 };
 use steward_store::sql::{self, Dialect, Statement};
-use steward_store::{JobRecord, JobStatus, Doc, DocKind, DocRow, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault};
+use steward_store::{
+    Doc, DocKind, DocRow, JobRecord, JobStatus, ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault,
+};
+use tokio::sync::mpsc;
 use uuid::Uuid;
+
+mod scan;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -21,6 +26,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     pool: SqlitePool,
     vault: Arc<Vault>,
+    /// The database file; `None` in memory. Bulk scans read it on a connection of their own.
+    file: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -52,10 +59,13 @@ impl SqliteStore {
             // of an export (measured: see BENCHMARKS.md).
             .row_buffer_size(1_024)
             .pragma("cache_size", "-8192");
+        let filename = options.get_filename().to_path_buf();
         let pool =
             SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(StoreError::backend)?;
         MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
-        Ok(Self { pool, vault })
+        // An in-memory database has no file to open a second connection on.
+        let file = filename.is_file().then_some(filename);
+        Ok(Self { pool, vault, file })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -356,6 +366,23 @@ impl Store for SqliteStore {
 
     async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>> {
         self.fetch_docs(sql::list_docs(Dialect::Sqlite, ctx, kind, query)?).await
+    }
+
+    /// One read transaction on a rusqlite connection of its own, on a blocking thread: a
+    /// consistent snapshot of the window, with none of sqlx's per-row hand-over between
+    /// threads (the export's largest cost, see BENCHMARKS.md).
+    async fn scan_docs(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        query: ListQuery,
+        pages: mpsc::Sender<Vec<Doc>>,
+    ) -> StoreResult<()> {
+        let Some(file) = self.file.clone() else {
+            return steward_store::scan_by_pages(self, ctx, kind, query, pages).await;
+        };
+        let statement = sql::scan_docs(Dialect::Sqlite, ctx, kind, &query)?;
+        tokio::task::spawn_blocking(move || scan::scan(&file, &statement, &pages)).await.map_err(StoreError::backend)?
     }
 
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)> {

@@ -32,6 +32,7 @@ macro_rules! contract_suite {
             lists_filter_by_projected_columns,
             a_column_takes_nulls_and_values_in_any_order,
             lists_take_any_of_several_values_and_measure_what_matches,
+            a_scan_reads_the_whole_window_in_id_order_and_stops_when_asked,
             jobs_are_claimed_once_and_again_when_their_lease_ends,
             update_replaces_and_delete_removes,
             another_tenant_sees_nothing,
@@ -316,6 +317,58 @@ pub async fn lists_take_any_of_several_values_and_measure_what_matches(store: &d
     assert_eq!(rows, 2);
     let bad = ListQuery { any_of: Some(("body", Vec::new())), ..ListQuery::default() };
     assert!(store.list::<Lead>(&ctx, &bad).await.is_err(), "only known columns");
+}
+
+pub async fn a_scan_reads_the_whole_window_in_id_order_and_stops_when_asked(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let other = tenant(store, "B").await;
+    let start = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+    let leads: Vec<Lead> = (0..2_500)
+        .map(|n| {
+            let mut lead = lead(n);
+            lead.created_at = Timestamp::from_unix_micros(start.unix_micros() + i64::from(n) * 60_000_000).unwrap();
+            lead
+        })
+        .collect();
+    store.insert(&ctx, &leads).await.unwrap();
+    store
+        .insert(&other, &leads[..10].iter().map(|l| Lead { id: LeadId::new(), ..l.clone() }).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    // The window: leads 100 to 2,199 by creation time, across three pages of the scan.
+    let window = ListQuery {
+        created_from: Some(leads[100].created_at),
+        created_to: Some(leads[2_200].created_at),
+        after: Some(leads[2_000].id.into_uuid()),
+        limit: 5,
+        ..ListQuery::default()
+    };
+    let (sender, mut pages) = tokio::sync::mpsc::channel(1);
+    let reading = async {
+        let mut sizes = Vec::new();
+        let mut ids = Vec::new();
+        while let Some(page) = pages.recv().await {
+            let page: Vec<crate::Doc> = page;
+            sizes.push(page.len());
+            ids.extend(page.iter().map(|doc| doc.id));
+        }
+        (sizes, ids)
+    };
+    let (scanned, (sizes, ids)) = tokio::join!(store.scan_docs(&ctx, DocKind::Lead, window.clone(), sender), reading);
+    scanned.unwrap();
+    let mut expected: Vec<Uuid> = leads[100..2_200].iter().map(|l| l.id.into_uuid()).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "the whole window (cursor and limit aside), in id order, this tenant only");
+    assert_eq!(sizes, vec![1_000, 1_000, 100]);
+    let keys = store.keys(&ctx).unwrap();
+    let (sender, mut pages) = tokio::sync::mpsc::channel(1);
+    let first_only = async move {
+        let first: Vec<crate::Doc> = pages.recv().await.unwrap();
+        crate::records::decode_doc::<Lead>(&ctx, &keys, DocKind::Lead, &first[0]).unwrap()
+    };
+    let (scanned, first) = tokio::join!(store.scan_docs(&ctx, DocKind::Lead, window, sender), first_only);
+    scanned.expect("a reader that stops early is not an error");
+    assert_eq!(first.id.into_uuid(), expected[0], "scanned bodies open like listed ones");
 }
 
 pub async fn jobs_are_claimed_once_and_again_when_their_lease_ends(store: &dyn Store) {

@@ -18,8 +18,8 @@ use std::fmt;
 use async_trait::async_trait;
 use steward_domain::{AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp};
 
-pub use jobs::{JobRecord, JobStatus};
 pub use doc::{ColumnType, Doc, DocKind, DocRow, ListQuery, Value};
+pub use jobs::{JobRecord, JobStatus};
 pub use records::{Lookup, Record, StoreExt};
 pub use vault::{MasterKey, TenantKeys, Vault, VaultError};
 
@@ -73,6 +73,26 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// [`Store::scan_docs`] by paging through [`Store::list_docs`] in id order.
+pub async fn scan_by_pages<S: Store + ?Sized>(
+    store: &S,
+    ctx: &TenantCtx,
+    kind: DocKind,
+    query: ListQuery,
+    pages: tokio::sync::mpsc::Sender<Vec<Doc>>,
+) -> StoreResult<()> {
+    let mut query = ListQuery { after: None, limit: doc::MAX_PAGE, ..query };
+    loop {
+        let page = store.list_docs(ctx, kind, &query).await?;
+        let full = page.len() == doc::MAX_PAGE as usize;
+        query.after = page.last().map(|doc| doc.id);
+        // A closed channel means the reader stopped: that is its business, not an error here.
+        if page.is_empty() || pages.send(page).await.is_err() || !full {
+            return Ok(());
+        }
+    }
+}
+
 /// What every backend provides. Document methods take a [`DocKind`] and rows of plain values;
 /// use the typed methods of [`StoreExt`] instead of calling them directly.
 #[async_trait]
@@ -114,8 +134,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows in ascending id order (ids are time-ordered), after the query's cursor.
     async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>>;
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64>;
-    /// Rows matching the query's filters (its cursor and limit aside) and their stored bytes:
-    /// what an export of them would roughly weigh.
+    /// Every row matching the query's filters (its cursor and limit aside) in id order, sent in
+    /// pages of up to [`MAX_PAGE`] until the end or until `pages` closes: the bulk read of
+    /// exports. The default pages through [`Store::list_docs`]; a backend with a faster way
+    /// (one consistent read without per-page queries) overrides it.
+    async fn scan_docs(
+        &self,
+        ctx: &TenantCtx,
+        kind: DocKind,
+        query: ListQuery,
+        pages: tokio::sync::mpsc::Sender<Vec<Doc>>,
+    ) -> StoreResult<()> {
+        scan_by_pages(self, ctx, kind, query, pages).await
+    }
+    /// Rows matching the query's filters (its cursor and limit aside) and about how many bytes
+    /// they store (see [`sql::measure_docs`]): what an export of them would roughly weigh.
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)>;
 
     /// Queues a job of this tenant (its `status` is stored as given, normally queued).

@@ -146,7 +146,22 @@ pub fn list_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, query: &ListQ
     Ok(b.finish())
 }
 
-/// How many rows match the query's filters (not its cursor or limit), and their stored bytes.
+/// Every row matching the query's filters (not its cursor or limit) in id order: a bulk read.
+pub fn scan_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> Result<Statement, StoreError> {
+    let mut b = Builder::new(dialect);
+    b.push("SELECT ").push(READ_COLUMNS).push(" FROM ").push(kind.table()).push(" WHERE ");
+    b.tenant(ctx);
+    filters(&mut b, kind, query)?;
+    b.push(" ORDER BY id");
+    Ok(b.finish())
+}
+
+/// How many rows match the query's filters (not its cursor or limit), and about how many bytes
+/// they store: the count times the mean body length of up to [`MEASURE_SAMPLE`] of them (exact
+/// up to that many rows). Summing every body's length would read the whole table through its
+/// index, a second full read before an export even starts.
+pub const MEASURE_SAMPLE: u32 = 1_000;
+
 pub fn measure_docs(
     dialect: Dialect,
     ctx: &TenantCtx,
@@ -158,8 +173,12 @@ pub fn measure_docs(
         Dialect::Sqlite => "length(body)",
         Dialect::Postgres => "octet_length(body)",
     };
-    b.push("SELECT COUNT(*), CAST(COALESCE(SUM(").push(length).push("), 0) AS BIGINT) FROM ").push(kind.table());
-    b.push(" WHERE ");
+    b.push("SELECT COUNT(*), CAST(ROUND(COUNT(*) * COALESCE((SELECT AVG(n) FROM (SELECT ").push(length);
+    b.push(" AS n FROM ").push(kind.table()).push(" WHERE ");
+    b.tenant(ctx);
+    filters(&mut b, kind, query)?;
+    b.push(" LIMIT ").push(&MEASURE_SAMPLE.to_string()).push(") AS sample), 0)) AS BIGINT) FROM ");
+    b.push(kind.table()).push(" WHERE ");
     b.tenant(ctx);
     filters(&mut b, kind, query)?;
     Ok(b.finish())

@@ -210,11 +210,22 @@ fn parse_id(text: &str, name: &str) -> Result<Uuid, ApiError> {
 }
 
 pub async fn list<R: Resource + Serialize>(state: AppState, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
-    caller.require(R::READ)?;
-    let names: Vec<&str> = R::LOOKUPS.iter().map(|(name, _)| *name).collect();
+    list_records::<R>(state, caller, uri, R::READ, R::LOOKUPS).await
+}
+
+/// A page of any stored record type in id order, with the list parameters and `lookups`.
+pub async fn list_records<R: Record + Serialize>(
+    state: AppState,
+    caller: Caller,
+    uri: Uri,
+    scope: Scope,
+    lookups: &[(&str, Lookup)],
+) -> Result<Response, ApiError> {
+    caller.require(scope)?;
+    let names: Vec<&str> = lookups.iter().map(|(name, _)| *name).collect();
     let (params, mut pairs) = ListParams::from_uri(&uri, &names)?;
     let mut query = params.to_query()?;
-    for (name, lookup) in R::LOOKUPS {
+    for (name, lookup) in lookups {
         if let Some(value) = pairs.get(*name) {
             let normalised = normalise_lookup(*lookup, name, value)?;
             query.equals.push(state.store.lookup(&caller.ctx, *lookup, &normalised)?);

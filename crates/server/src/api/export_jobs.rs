@@ -28,7 +28,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportJobInput {
-    /// `leads`, `visitor-profiles`, `journeys` or `organizations`.
+    /// `leads`, `visitor-profiles`, `journeys`, `organizations` or `reports` (every report by
+    /// day; by default the last 30 days, at most `reports.max_days`).
     pub dataset: Option<String>,
     /// `csv` (default), `json`, `ndjson` or `xlsx`.
     pub format: Option<String>,
@@ -69,7 +70,8 @@ fn read_scope(dataset: DatasetName) -> Option<Scope> {
         DatasetName::Leads => Some(Scope::LeadsRead),
         DatasetName::Organizations => Some(Scope::OrganizationsRead),
         DatasetName::VisitorProfiles | DatasetName::Journeys => Some(Scope::VisitorsRead),
-        DatasetName::Reports | DatasetName::AuditLog => None,
+        DatasetName::Reports => Some(Scope::ReportsRead),
+        DatasetName::AuditLog => None,
     }
 }
 
@@ -95,13 +97,13 @@ pub async fn create_export_job(
     let mut errors = ValidationErrors::default();
     let dataset = match input.dataset.as_deref() {
         None => {
-            errors.add("dataset", "is required: leads, visitor-profiles, journeys or organizations");
+            errors.add("dataset", "is required: leads, visitor-profiles, journeys, organizations or reports");
             None
         }
         Some(text) => {
             let dataset = DatasetName::parse(text).filter(|d| read_scope(*d).is_some());
             if dataset.is_none() {
-                errors.add("dataset", "must be leads, visitor-profiles, journeys or organizations");
+                errors.add("dataset", "must be leads, visitor-profiles, journeys, organizations or reports");
             }
             dataset
         }
@@ -141,6 +143,14 @@ pub async fn create_export_job(
     if let Some(scope) = read_scope(dataset) {
         caller.require(scope)?;
     }
+    // Reports cover a bounded period, fixed now so that the job's file does not depend on when
+    // a worker runs it.
+    let (from, to) = if dataset == DatasetName::Reports {
+        let (from, to) = super::reports::period(from, to, state.clock.now(), state.settings.reports.max_days)?;
+        (Some(from), Some(to))
+    } else {
+        (from, to)
+    };
     let export = ExportJob::new(dataset, format, from, to);
     let job = JobRecord {
         tenant_id: caller.ctx.tenant_id(),
@@ -257,19 +267,22 @@ pub async fn download_export(
         .ok_or_else(|| ApiError::Gone(format!("the file of export job {} is no longer stored", job.id)))?;
 
     let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if header_text(header::IF_NONE_MATCH).is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    if header_text(header::IF_NONE_MATCH)
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         return Ok(with_file_headers(StatusCode::NOT_MODIFIED.into_response(), &etag, &export, job.id));
     }
     // If-Range with another validator means the file changed: send it whole.
     let range_applies = header_text(header::IF_RANGE).is_none_or(|tag| tag.trim() == etag);
     let range = match header_text(header::RANGE) {
-        Some(range) if range_applies => Some(parse_range(&range, length).ok_or_else(|| {
-            ApiError::RangeNotSatisfiable {
-                detail: format!("the range {range:?} is outside the file of {length} bytes; ask for bytes=N- with N < {length}"),
+        Some(range) if range_applies => {
+            Some(parse_range(&range, length).ok_or_else(|| ApiError::RangeNotSatisfiable {
+                detail: format!(
+                    "the range {range:?} is outside the file of {length} bytes; ask for bytes=N- with N < {length}"
+                ),
                 length,
-            }
-        })?),
+            })?)
+        }
         _ => None,
     };
     let (start, end) = range.unwrap_or((0, length.saturating_sub(1)));
@@ -322,7 +335,11 @@ fn parse_range(text: &str, length: u64) -> Option<(u64, u64)> {
         (length.saturating_sub(suffix), length - 1)
     } else {
         let start: u64 = first.parse().ok()?;
-        let end = if last.is_empty() { length.checked_sub(1)? } else { last.parse::<u64>().ok()?.min(length.checked_sub(1)?) };
+        let end = if last.is_empty() {
+            length.checked_sub(1)?
+        } else {
+            last.parse::<u64>().ok()?.min(length.checked_sub(1)?)
+        };
         (start, end)
     };
     (range.0 <= range.1 && range.0 < length).then_some(range)

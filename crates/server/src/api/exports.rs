@@ -19,7 +19,8 @@ use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use steward_domain::{Event, Journey, Lead, Organization, Scope, Session, Timestamp, VisitorProfile};
 use steward_export::{Dataset, DatasetName, Format, Writer};
-use steward_store::{DocKind, ListQuery, Record, Store, StoreExt, StoreResult, TenantCtx, Value};
+use steward_store::records::decode_doc;
+use steward_store::{Doc, DocKind, ListQuery, Record, Store, StoreExt, StoreResult, TenantCtx, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -43,6 +44,26 @@ pub trait Exportable: Dataset + Send + Sync {
 
     async fn page(store: &dyn Store, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<Vec<Self>>;
 
+    /// Sends every record of the window in id order, a page at a time, until the end or until
+    /// `pages` closes (the writer stopped; not an error here). The default pages through
+    /// [`Exportable::page`].
+    async fn scan(
+        store: Arc<dyn Store>,
+        ctx: TenantCtx,
+        window: ListQuery,
+        pages: mpsc::Sender<Vec<Self>>,
+    ) -> anyhow::Result<()> {
+        let mut query = ListQuery { limit: Self::PAGE, ..window };
+        loop {
+            let page = Self::page(store.as_ref(), &ctx, &query).await?;
+            let full = page.len() == Self::PAGE as usize;
+            query.after = page.last().map(Self::key);
+            if page.is_empty() || pages.send(page).await.is_err() || !full {
+                return Ok(());
+            }
+        }
+    }
+
     /// Rows and stored bytes in the period.
     async fn measure(store: &dyn Store, ctx: &TenantCtx, window: &ListQuery) -> StoreResult<(u64, u64)> {
         store.measure_docs(ctx, Self::KIND, window).await
@@ -60,6 +81,14 @@ macro_rules! exportable_record {
             }
             async fn page(store: &dyn Store, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<Vec<Self>> {
                 store.list::<$type>(ctx, query).await
+            }
+            async fn scan(
+                store: Arc<dyn Store>,
+                ctx: TenantCtx,
+                window: ListQuery,
+                pages: mpsc::Sender<Vec<Self>>,
+            ) -> anyhow::Result<()> {
+                scan_records(store, ctx, window, pages).await
             }
         }
     };
@@ -89,6 +118,31 @@ impl Exportable for Journey {
         let (_, event_bytes) = store.measure_docs(ctx, DocKind::Event, window).await?;
         Ok((sessions, session_bytes + event_bytes))
     }
+}
+
+/// Stored records read with the store's bulk scan and opened on a blocking thread of their own,
+/// so reading, opening and writing each have a core's worth of time.
+async fn scan_records<R: Record + Send + 'static>(
+    store: Arc<dyn Store>,
+    ctx: TenantCtx,
+    window: ListQuery,
+    pages: mpsc::Sender<Vec<R>>,
+) -> anyhow::Result<()> {
+    let keys = store.keys(&ctx)?;
+    let (docs, mut received) = mpsc::channel::<Vec<Doc>>(4);
+    let open = tokio::task::spawn_blocking(move || -> StoreResult<()> {
+        while let Some(page) = received.blocking_recv() {
+            let records =
+                page.iter().map(|doc| decode_doc::<R>(&ctx, &keys, R::KIND, doc)).collect::<StoreResult<_>>()?;
+            if pages.blocking_send(records).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let scanned = store.scan_docs(&ctx, R::KIND, window, docs).await;
+    open.await.map_err(|e| anyhow::anyhow!("export reader failed: {e}"))??;
+    Ok(scanned?)
 }
 
 /// The sessions with their events in position order.
@@ -163,7 +217,7 @@ fn time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
 #[utoipa::path(
     get, path = "/api/v1/exports/{dataset}", tag = "exports",
     params(
-        ("dataset" = String, Path, description = "leads, visitor-profiles, journeys or organizations"),
+        ("dataset" = String, Path, description = "leads, visitor-profiles, journeys, organizations or reports (every report by day; by default the last 30 days)"),
         ("format" = Option<Format>, Query, description = "csv (default), json, ndjson or xlsx"),
         ("from" = Option<String>, Query, description = "RFC 3339; records created at or after"),
         ("to" = Option<String>, Query, description = "RFC 3339; records created before"),
@@ -192,7 +246,7 @@ pub async fn stream_export(
     caller.require(Scope::Export)?;
     let name = DatasetName::parse(&dataset).ok_or_else(|| {
         ApiError::NotFound(format!(
-            "there is no dataset {dataset:?}; export leads, visitor-profiles, journeys or organizations"
+            "there is no dataset {dataset:?}; export leads, visitor-profiles, journeys, organizations or reports"
         ))
     })?;
     let request = ExportRequest::from_uri(&uri)?;
@@ -201,8 +255,9 @@ pub async fn stream_export(
         DatasetName::Organizations => stream::<Organization>(state, caller, request).await,
         DatasetName::VisitorProfiles => stream::<VisitorProfile>(state, caller, request).await,
         DatasetName::Journeys => stream::<Journey>(state, caller, request).await,
-        DatasetName::Reports | DatasetName::AuditLog => Err(ApiError::NotFound(format!(
-            "the {name} dataset is not exportable here yet; export leads, visitor-profiles, journeys or organizations"
+        DatasetName::Reports => super::reports::stream(state, caller, request).await,
+        DatasetName::AuditLog => Err(ApiError::NotFound(format!(
+            "the {name} dataset is not exportable here yet; export leads, visitor-profiles, journeys, organizations or reports"
         ))),
     }
 }
@@ -302,7 +357,7 @@ async fn first_created<R: Exportable>(
 }
 
 /// Reads every page of the window and writes it to `out` on a blocking thread, counting the
-/// rows handed to the writer in `rows`.
+/// rows written in `rows`.
 pub async fn run<R: Exportable, W: Write + Send + 'static>(
     store: Arc<dyn Store>,
     ctx: TenantCtx,
@@ -318,29 +373,12 @@ pub async fn run<R: Exportable, W: Write + Send + 'static>(
             for record in &page {
                 writer.write(record)?;
             }
+            rows.fetch_add(page.len() as u64, Ordering::Relaxed);
         }
         Ok(writer.finish()?)
     });
-    let mut query = ListQuery { limit: R::PAGE, ..window };
-    let read = async {
-        loop {
-            let page = R::page(store.as_ref(), &ctx, &query).await?;
-            let full = page.len() == R::PAGE as usize;
-            query.after = page.last().map(R::key);
-            let count = page.len() as u64;
-            if pages.send(page).await.is_err() {
-                // The writer stopped (the client went away); its error tells why.
-                break;
-            }
-            rows.fetch_add(count, Ordering::Relaxed);
-            if !full {
-                break;
-            }
-        }
-        drop(pages);
-        anyhow::Ok(())
-    };
-    let read_result = read.await;
+    // When the writer stops early (the client went away), the scan ends and its error tells why.
+    let read_result = R::scan(store, ctx, window, pages).await;
     let written = writer.await.map_err(|e| anyhow::anyhow!("export writer failed: {e}"))?;
     read_result?;
     written

@@ -6,6 +6,8 @@ pub mod exports;
 pub mod health;
 pub mod leads;
 pub mod organizations;
+pub mod reports;
+pub mod visitors;
 
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ use crate::state::AppState;
     tags(
         (name = "leads", description = "Contact data captured by bots and forms"),
         (name = "organizations", description = "Company profiles"),
+        (name = "visitors", description = "Pseudonymous visitor profiles and their journeys (visits and ordered events)"),
+        (name = "reports", description = "Analytical reports per day, week or month; never personal: small groups are suppressed"),
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4)"),
         (name = "health", description = "Liveness and readiness"),
@@ -78,6 +82,10 @@ pub fn router(state: AppState) -> Router {
             organizations::patch_organization,
             organizations::delete_organization
         ))
+        .routes(routes!(visitors::list_visitor_profiles))
+        .routes(routes!(visitors::get_visitor_profile))
+        .routes(routes!(visitors::journey_insights))
+        .routes(routes!(reports::get_report))
         .routes(routes!(export_jobs::create_export_job))
         .routes(routes!(export_jobs::download_export))
         .split_for_parts();

@@ -137,7 +137,11 @@ async fn a_job_interrupted_by_a_restart_runs_again_and_is_never_served_half_writ
 async fn bad_job_requests_are_named_and_other_tenants_jobs_do_not_exist() {
     let app = spawn_app().await;
     let (_, token) = app.tenant_token("Acme").await;
-    let body = problem(app.post("/api/v1/exports", &token, &json!({"dataset": "people", "format": "pdf", "from": "soon"})).await, 422).await;
+    let body = problem(
+        app.post("/api/v1/exports", &token, &json!({"dataset": "people", "format": "pdf", "from": "soon"})).await,
+        422,
+    )
+    .await;
     let fields = crate::helpers::problem_fields(&body);
     assert!(["dataset", "format", "from"].iter().all(|f| fields.contains(&f.to_string())), "{fields:?}");
     problem(app.post("/api/v1/exports", &token, &json!({"format": "csv"})).await, 422).await;

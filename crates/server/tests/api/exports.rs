@@ -6,7 +6,7 @@ use std::process::Command;
 use serde::Serialize;
 use serde_json::{Value, json};
 use steward_demo::{DemoConfig, generate};
-use steward_domain::{Journey, Lead, Organization, Timestamp, VisitorProfile};
+use steward_domain::{Journey, Lead, Organization, ReportName, ReportRow, Timestamp, VisitorProfile};
 use steward_export::{Dataset, json_schema};
 use steward_server::Settings;
 use steward_store::{ListQuery, Store, StoreExt, TenantCtx};
@@ -158,6 +158,59 @@ async fn organizations_profiles_and_journeys_round_trip_too() {
 }
 
 #[tokio::test]
+async fn reports_export_every_report_by_day_as_the_api_answers_them() {
+    let app = spawn_app().await;
+    let (ctx, token) = app.tenant_token("Acme").await;
+    let data = generate(&DemoConfig::demo(app.state.clock.now()).scaled(0.05));
+    app.store.insert(&ctx, &data.organizations).await.unwrap();
+    app.store.insert(&ctx, &data.visitors).await.unwrap();
+    app.store.insert(&ctx, &data.sessions).await.unwrap();
+    app.store.insert(&ctx, &data.events).await.unwrap();
+    app.store.insert(&ctx, &data.leads).await.unwrap();
+    // The export's default period is the reports' default: the last 30 days, by day.
+    let mut expected: Vec<ReportRow> = Vec::new();
+    let mut suppressed = 0;
+    for name in ReportName::ALL {
+        let body: Value = app.get(&format!("/api/v1/reports/{name}"), &token).await.json().await.unwrap();
+        suppressed += body["suppressed_groups"].as_u64().unwrap();
+        expected.extend(serde_json::from_value::<Vec<ReportRow>>(body["data"].clone()).unwrap());
+    }
+    let reports: std::collections::BTreeSet<_> = expected.iter().map(|row| row.report).collect();
+    assert!(reports.len() >= 4, "most reports have rows: {reports:?}");
+    assert!(expected.iter().any(|row| row.conversion_rate.is_some_and(|r| r > 0.0 && r < 1.0)));
+    round_trip(&app, &token, &expected).await;
+    let response = app.get("/api/v1/exports/reports?format=json", &token).await;
+    assert_eq!(response.headers()["steward-suppressed-groups"], suppressed.to_string().as_str());
+
+    // An export job of reports holds the same rows.
+    let response = app.post("/api/v1/exports", &token, &json!({"dataset": "reports", "format": "ndjson"})).await;
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        job = app.get(&location, &token).await.json().await.unwrap();
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rows_written"], expected.len());
+    let file = app.get(job["file_url"].as_str().unwrap(), &token).await.text().await.unwrap();
+    let rows: Vec<ReportRow> = file.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(rows, expected);
+
+    // Reports need reports:read besides export; their period is bounded.
+    let export_only = app.token(&ctx, "export").await;
+    problem(app.get("/api/v1/exports/reports", &export_only).await, 403).await;
+    let refused = app.post("/api/v1/exports", &export_only, &json!({"dataset": "reports"})).await;
+    problem(refused, 403).await;
+    let path = "/api/v1/exports/reports?from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z";
+    let body = problem(app.get(path, &token).await, 422).await;
+    assert_eq!(body["errors"][0]["field"], "to");
+}
+
+#[tokio::test]
 async fn a_large_export_holds_every_lead_once_in_id_order() {
     let app = spawn_app().await;
     let (ctx, token) = app.tenant_token("Acme").await;
@@ -237,7 +290,7 @@ async fn unknown_datasets_formats_and_parameters_are_named() {
     let app = spawn_app().await;
     let (_, token) = app.tenant_token("Acme").await;
     let body = problem(app.get("/api/v1/exports/people", &token).await, 404).await;
-    assert!(body["detail"].as_str().unwrap().contains("leads, visitor-profiles, journeys or organizations"));
+    assert!(body["detail"].as_str().unwrap().contains("leads, visitor-profiles, journeys, organizations or reports"));
     let body = problem(app.get("/api/v1/exports/leads?format=pdf", &token).await, 400).await;
     assert_eq!(body["errors"][0]["field"], "format");
     let body = problem(app.get("/api/v1/exports/leads?since=2026-01-01T00:00:00Z", &token).await, 400).await;

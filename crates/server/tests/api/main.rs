@@ -12,3 +12,5 @@ mod openapi;
 mod organizations;
 mod problems;
 mod ratelimit;
+mod reports;
+mod visitors;
