@@ -50,6 +50,10 @@ fn leads(count: usize) -> impl Iterator<Item = Lead> {
     steward_demo::lead_stream(&steward_demo::DemoConfig::demo(Timestamp::now()), count)
 }
 
+/// The same allocator as the `steward` binary, so the baselines run on equal terms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {

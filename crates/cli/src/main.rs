@@ -13,7 +13,7 @@ use serde_json::json;
 use steward_domain::{Scopes, Timestamp};
 use steward_server::config::{DEFAULT_TOML, LogFormat};
 use steward_server::{AppState, Settings, admin, open_store};
-use steward_store::Store;
+use steward_store::{Store, StoreExt};
 
 #[derive(Debug, Parser)]
 #[command(name = "steward", version, about = "A self-hostable data platform for website conversion data")]
@@ -62,7 +62,20 @@ enum Command {
     #[command(subcommand)]
     Client(ClientCommand),
     #[command(subcommand)]
+    Audit(AuditCommand),
+    #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify a tenant's audit log chain; exits with 1 and names the first broken entry.
+    Verify {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +128,12 @@ enum ConfigCommand {
     /// Print the documented configuration file with every default.
     Default,
 }
+
+/// mimalloc instead of the system allocator: an export allocates and frees a few dozen small
+/// strings per row on three threads at once, where glibc's malloc took about a sixth of the
+/// time (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -254,7 +273,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "client_id:     {}\nclient_secret: {secret}\nscopes:        {}\nThe secret is shown only now; store it safely.",
                 client.id, client.scopes
             );
+            let draft = steward_store::AuditDraft {
+                at: now,
+                actor: steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None },
+                action: "client.created".into(),
+                target: steward_store::Target { kind: "client".into(), count: 1, ids: vec![client.id.into_uuid()] },
+                detail: json!({"name": client.name, "scopes": scope_list}),
+                ip_network: None,
+            };
+            store.audit(&ctx, &draft).await?;
             emit(json, json!({"client_id": client.id, "client_secret": secret, "scopes": scope_list}), human);
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { tenant, json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let verdict = store.verify_audit(&ctx).await?;
+            let human = match (&verdict.reason, &verdict.head_seq) {
+                (Some(reason), _) => format!("BROKEN: {reason} ({} entries checked)", verdict.entries),
+                (None, Some(head)) => format!(
+                    "valid: {} entries, newest {head} with hash {}",
+                    verdict.entries,
+                    verdict.head_hash.as_deref().unwrap_or_default()
+                ),
+                (None, None) => "valid: the audit log is empty".to_string(),
+            };
+            emit(json, serde_json::to_value(&verdict)?, human);
+            if !verdict.valid {
+                anyhow::bail!("the audit log of tenant {tenant} is broken");
+            }
             Ok(())
         }
     }

@@ -203,3 +203,45 @@ async fn the_demo_prints_a_url_and_credentials_that_list_every_lead() {
     assert_eq!(seen.len(), leads, "every lead exactly once");
     drop(demo);
 }
+
+#[tokio::test]
+async fn audit_verify_reports_a_valid_chain_and_names_a_tampered_entry() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    for _ in 0..3 {
+        env.json(&["client", "create", "--tenant", tenant_id, "--json"]);
+    }
+    let verdict = env.json(&["audit", "verify", "--tenant", tenant_id, "--json"]);
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["entries"], 3, "each client creation is an operator entry: {verdict}");
+    assert_eq!(verdict["head_seq"], 3);
+
+    // Someone with the database changes entry 2 (after removing the append-only guard).
+    let statements = [
+        "DROP TRIGGER IF EXISTS audit_log_append_only".to_string(),
+        "UPDATE audit_log SET actor_kind = 'user' WHERE seq = 2".to_string(),
+    ];
+    match &env.database {
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let drop = "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log";
+            sqlx::query(drop).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statements[1].clone())).execute(&pool).await.unwrap();
+        }
+        None => {
+            let url = format!("sqlite://{}", env.dir.path().join("steward.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            for statement in &statements {
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&pool).await.unwrap();
+            }
+        }
+    }
+    let output = env.run(&["audit", "verify", "--tenant", tenant_id, "--json"]);
+    assert!(!output.status.success(), "a broken chain exits non-zero");
+    let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["valid"], false);
+    assert_eq!(verdict["broken_seq"], 2);
+    let human = env.run(&["audit", "verify", "--tenant", tenant_id]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("BROKEN: entry 2 was changed"));
+}

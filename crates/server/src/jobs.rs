@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use steward_domain::{Granularity, Journey, Lead, Organization, Timestamp, VisitorProfile};
 use steward_export::{DatasetName, Format};
-use steward_store::{JobRecord, JobStatus, ListQuery, TenantCtx};
+use steward_store::{JobRecord, JobStatus, ListQuery, Target, TenantCtx};
 
 use crate::api::exports::{Exportable, run};
 use crate::api::reports;
@@ -132,7 +132,19 @@ pub async fn run_once(state: &AppState, owner: &str) -> anyhow::Result<bool> {
     job.data = serde_json::to_value(&export)?;
     if !state.store.save_job(&job, owner, now).await? {
         tracing::warn!(job.id = %job.id, "export job was taken over by another worker; result dropped");
+        return Ok(true);
     }
+    let (action, count) = match job.status {
+        JobStatus::Succeeded => ("export.completed", export.rows_written),
+        _ => ("export.failed", 0),
+    };
+    let detail = serde_json::json!({
+        "job": job.id, "dataset": export.dataset.to_string(), "format": export.format.as_str(),
+        "from": export.from, "to": export.to, "rows": export.rows_written, "bytes": export.bytes,
+        "sha256": export.sha256, "attempt": job.attempts,
+    });
+    let target = Target { kind: export.dataset.to_string(), count, ids: vec![job.id] };
+    crate::api::audit::record(state, &ctx, crate::api::audit::by_system(state, action, target, detail)).await?;
     Ok(true)
 }
 

@@ -12,8 +12,8 @@ use steward_domain::{
 };
 use steward_store::sql::{self, Dialect, Statement};
 use steward_store::{
-    ColumnType, Doc, DocKind, DocRow, JobRecord, JobStatus, ListQuery, Store, StoreError, StoreResult, TenantCtx,
-    Value, Vault,
+    AuditQuery, AuditRow, ColumnType, Doc, DocKind, DocRow, JobRecord, JobStatus, ListQuery, Store, StoreError,
+    StoreResult, TenantCtx, Value, Vault,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -373,6 +373,18 @@ impl Store for PgStore {
         Ok((u64::try_from(rows).unwrap_or(0), u64::try_from(bytes).unwrap_or(0)))
     }
 
+    async fn insert_audit(&self, ctx: &TenantCtx, row: &AuditRow) -> StoreResult<()> {
+        let statement = sql::insert_audit(Dialect::Postgres, ctx, row);
+        bind(&statement).execute(&self.pool).await.map_err(map_error("seq"))?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, ctx: &TenantCtx, query: &AuditQuery, newest: bool) -> StoreResult<Vec<AuditRow>> {
+        let statement = sql::list_audit(Dialect::Postgres, ctx, query, newest);
+        let rows = bind(&statement).fetch_all(&self.pool).await.map_err(StoreError::backend)?;
+        rows.iter().map(read_audit).collect()
+    }
+
     async fn create_job(&self, ctx: &TenantCtx, job: &JobRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO jobs (tenant_id, id, kind, status, created_at, attempts, data) \
@@ -447,4 +459,18 @@ impl Store for PgStore {
         let count: i64 = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?.get(0);
         Ok(u64::try_from(count).unwrap_or(0))
     }
+}
+
+fn read_audit(row: &PgRow) -> StoreResult<AuditRow> {
+    Ok(AuditRow {
+        seq: row.try_get("seq").map_err(StoreError::backend)?,
+        id: uuid(row, "id")?,
+        at: time(row, "at")?,
+        action: text(row, "action")?,
+        actor_kind: text(row, "actor_kind")?,
+        actor_id: row.try_get("actor_id").map_err(StoreError::backend)?,
+        body: row.try_get("body").map_err(StoreError::backend)?,
+        prev_hash: row.try_get("prev_hash").map_err(StoreError::backend)?,
+        hash: row.try_get("hash").map_err(StoreError::backend)?,
+    })
 }

@@ -26,8 +26,8 @@ pub fn scan(file: &Path, statement: &Statement, pages: &mpsc::Sender<Vec<Doc>>) 
     )
     .map_err(StoreError::backend)?;
     connection.busy_timeout(Duration::from_secs(10)).map_err(StoreError::backend)?;
-    // Pages are read through a memory map instead of copied by read calls.
-    connection.pragma_update(None, "mmap_size", 1_i64 << 30).map_err(StoreError::backend)?;
+    // No memory map: mapped pages of a large file would count as the server's resident memory,
+    // and read calls cost little next to opening and writing the rows.
     let snapshot = connection.unchecked_transaction().map_err(StoreError::backend)?;
     let mut query = snapshot.prepare(&statement.sql).map_err(StoreError::backend)?;
     let params = rusqlite::params_from_iter(statement.params.iter().map(param));

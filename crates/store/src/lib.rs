@@ -5,6 +5,7 @@
 //! that queries need (time, links, blind-index keys). Backends therefore move rows of plain
 //! values and never learn the shape of a lead; the typed API lives in [`records`].
 
+pub mod audit;
 pub mod codec;
 pub mod contract;
 pub mod doc;
@@ -18,6 +19,7 @@ use std::fmt;
 use async_trait::async_trait;
 use steward_domain::{AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp};
 
+pub use audit::{Actor, ActorKind, AuditDraft, AuditEntry, AuditQuery, AuditRow, Target, Verification};
 pub use doc::{ColumnType, Doc, DocKind, DocRow, ListQuery, Value};
 pub use jobs::{JobRecord, JobStatus};
 pub use records::{Lookup, Record, StoreExt};
@@ -150,6 +152,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows matching the query's filters (its cursor and limit aside) and about how many bytes
     /// they store (see [`sql::measure_docs`]): what an export of them would roughly weigh.
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)>;
+
+    /// Appends an entry to the tenant's audit log; `Conflict` when its `seq` is taken (another
+    /// entry was appended first: build the next one again). Entries are never changed.
+    async fn insert_audit(&self, ctx: &TenantCtx, row: &AuditRow) -> StoreResult<()>;
+    /// Entries in ascending `seq` order after `query.after_seq`, filtered by time, action and
+    /// actor kind; `newest` asks for the last matching entry alone.
+    async fn list_audit(&self, ctx: &TenantCtx, query: &AuditQuery, newest: bool) -> StoreResult<Vec<AuditRow>>;
 
     /// Queues a job of this tenant (its `status` is stored as given, normally queued).
     async fn create_job(&self, ctx: &TenantCtx, job: &JobRecord) -> StoreResult<()>;

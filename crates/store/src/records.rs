@@ -6,10 +6,11 @@ use serde::de::DeserializeOwned;
 use steward_domain::{Event, Lead, Organization, Session, Timestamp, VisitorProfile};
 use uuid::Uuid;
 
+use crate::audit::{self, AuditDraft, AuditEntry, AuditQuery, Verification};
 use crate::codec;
 use crate::doc::{Doc, DocKind, DocRow, ListQuery, Value};
 use crate::vault::TenantKeys;
-use crate::{Store, StoreResult, TenantCtx};
+use crate::{Store, StoreError, StoreResult, TenantCtx};
 
 /// An entity the store keeps as a document.
 pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -194,6 +195,48 @@ pub trait StoreExt: Store {
 
     async fn count<R: Record>(&self, ctx: &TenantCtx) -> StoreResult<u64> {
         self.count_docs(ctx, R::KIND).await
+    }
+
+    /// Appends an entry to the tenant's audit log, chained to the newest one.
+    async fn audit(&self, ctx: &TenantCtx, draft: &AuditDraft) -> StoreResult<AuditEntry> {
+        let keys = self.keys(ctx)?;
+        // Two appends at once both build entry n; the second insert fails on the taken
+        // number and builds n + 1 on top of the first.
+        for _ in 0..32 {
+            let newest = self.list_audit(ctx, &AuditQuery::default(), true).await?;
+            let row = audit::next_row(ctx, &keys, newest.first(), draft);
+            match self.insert_audit(ctx, &row).await {
+                Ok(()) => return audit::open_row(ctx, &keys, &row),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Corrupt("the audit log stayed busy for 32 attempts; nothing was appended".into()))
+    }
+
+    /// A page of the tenant's audit log, bodies opened.
+    async fn audit_entries(&self, ctx: &TenantCtx, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let keys = self.keys(ctx)?;
+        let rows = self.list_audit(ctx, query, false).await?;
+        rows.iter().map(|row| audit::open_row(ctx, &keys, row)).collect()
+    }
+
+    /// Walks the whole chain and names the first entry that is changed or missing.
+    async fn verify_audit(&self, ctx: &TenantCtx) -> StoreResult<Verification> {
+        let mut verifier = audit::Verifier::new();
+        let mut query = AuditQuery { limit: crate::doc::MAX_PAGE, ..AuditQuery::default() };
+        loop {
+            let rows = self.list_audit(ctx, &query, false).await?;
+            for row in &rows {
+                if let Some((seq, reason)) = verifier.check(ctx, row) {
+                    return Ok(verifier.verdict(Some((seq, reason))));
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == crate::doc::MAX_PAGE as usize => query.after_seq = Some(last.seq),
+                _ => return Ok(verifier.verdict(None)),
+            }
+        }
     }
 }
 

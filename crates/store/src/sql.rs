@@ -1,7 +1,7 @@
 //! SQL for the document tables, written once for every backend: each statement comes with its
 //! parameters in order, and the dialect only decides how a placeholder is spelled.
 
-use crate::doc::{ColumnType, DocKind, DocRow, ListQuery, Value};
+use crate::doc::{ColumnType, DocKind, DocRow, ListQuery, MAX_PAGE, Value};
 use crate::{StoreError, TenantCtx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +221,68 @@ fn filters(b: &mut Builder, kind: DocKind, query: &ListQuery) -> Result<(), Stor
         }
     }
     Ok(())
+}
+
+/// The columns of `audit_log` in the order [`insert_audit`] writes them.
+pub const AUDIT_COLUMNS: &str = "seq, id, at, action, actor_kind, actor_id, body, prev_hash, hash";
+
+pub fn insert_audit(dialect: Dialect, ctx: &TenantCtx, row: &crate::audit::AuditRow) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("INSERT INTO audit_log (tenant_id, ").push(AUDIT_COLUMNS).push(") VALUES (");
+    b.param(Value::Uuid(ctx.tenant_id().into_uuid()));
+    let actor_id = row.actor_id.clone().map_or(Value::NullOf(ColumnType::Text), Value::Text);
+    for value in [
+        Value::Int(row.seq),
+        Value::Uuid(row.id),
+        Value::Time(row.at),
+        Value::Text(row.action.clone()),
+        Value::Text(row.actor_kind.clone()),
+        actor_id,
+        Value::Bytes(row.body.clone()),
+        Value::Bytes(row.prev_hash.clone()),
+        Value::Bytes(row.hash.clone()),
+    ] {
+        b.push(", ").param(value);
+    }
+    b.push(")");
+    b.finish()
+}
+
+/// Entries in ascending sequence order after the query's `after_seq`; `newest` asks for the
+/// last entry alone.
+pub fn list_audit(dialect: Dialect, ctx: &TenantCtx, query: &crate::audit::AuditQuery, newest: bool) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("SELECT ").push(AUDIT_COLUMNS).push(" FROM audit_log WHERE ");
+    b.tenant(ctx);
+    if let Some(after) = query.after_seq {
+        b.push(" AND seq > ").param(Value::Int(after));
+    }
+    if let Some(from) = query.from {
+        b.push(" AND at >= ").param(Value::Time(from));
+    }
+    if let Some(to) = query.to {
+        b.push(" AND at < ").param(Value::Time(to));
+    }
+    if let Some(kind) = query.actor_kind {
+        b.push(" AND actor_kind = ").param(Value::Text(kind.as_str().to_string()));
+    }
+    match query.action.as_deref() {
+        Some(prefix) if prefix.ends_with('.') => {
+            // A prefix: compared as a range, so no LIKE wildcard in it can widen the match.
+            b.push(" AND action >= ").param(Value::Text(prefix.to_string()));
+            b.push(" AND action < ").param(Value::Text(format!("{}/", &prefix[..prefix.len() - 1])));
+        }
+        Some(action) => {
+            b.push(" AND action = ").param(Value::Text(action.to_string()));
+        }
+        None => {}
+    }
+    if newest {
+        b.push(" ORDER BY seq DESC LIMIT 1");
+    } else {
+        b.push(" ORDER BY seq LIMIT ").push(&query.limit.clamp(1, MAX_PAGE).to_string());
+    }
+    b.finish()
 }
 
 #[cfg(test)]

@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use steward_domain::{Scope, Timestamp, ValidationErrors};
 use steward_export::{DatasetName, Format};
-use steward_store::{JobRecord, JobStatus};
+use steward_store::{JobRecord, JobStatus, Target};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
+use super::audit;
 use super::common::{JsonBody, from_json};
 use super::exports;
 use crate::auth::Caller;
@@ -92,7 +93,12 @@ pub async fn create_export_job(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Export)?;
+    if let Err(refused) = caller.require(Scope::Export) {
+        let detail = serde_json::json!({"job": true, "dataset": body.get("dataset"), "reason": refused.to_string()});
+        let target = Target { kind: "export_job".into(), count: 0, ids: Vec::new() };
+        audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.refused", target, detail)).await?;
+        return Err(refused);
+    }
     let input: ExportJobInput = from_json(body)?;
     let mut errors = ValidationErrors::default();
     let dataset = match input.dataset.as_deref() {
@@ -140,8 +146,11 @@ pub async fn create_export_job(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    if let Some(scope) = read_scope(dataset) {
-        caller.require(scope)?;
+    if let Some(Err(refused)) = read_scope(dataset).map(|scope| caller.require(scope)) {
+        let detail = serde_json::json!({"job": true, "dataset": dataset.to_string(), "reason": refused.to_string()});
+        let target = Target { kind: dataset.to_string(), count: 0, ids: Vec::new() };
+        audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.refused", target, detail)).await?;
+        return Err(refused);
     }
     // Reports cover a bounded period, fixed now so that the job's file does not depend on when
     // a worker runs it.
@@ -162,6 +171,9 @@ pub async fn create_export_job(
         data: serde_json::to_value(&export).map_err(|e| ApiError::Internal(e.into()))?,
     };
     state.store.create_job(&caller.ctx, &job).await?;
+    let detail = serde_json::json!({"job": job.id, "dataset": dataset.to_string(), "format": format.as_str(), "from": from, "to": to});
+    let target = Target { kind: dataset.to_string(), count: 0, ids: vec![job.id] };
+    audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.queued", target, detail)).await?;
     tracing::info!(job.id = %job.id, dataset = %dataset, format = %format, "export job queued");
     let location = format!("/api/v1/exports/{}", job.id);
     let mut response = (StatusCode::ACCEPTED, Json(view(&job, export))).into_response();

@@ -20,10 +20,11 @@ use axum::response::{IntoResponse, Response};
 use steward_domain::{Event, Journey, Lead, Organization, Scope, Session, Timestamp, VisitorProfile};
 use steward_export::{Dataset, DatasetName, Format, Writer};
 use steward_store::records::decode_doc;
-use steward_store::{Doc, DocKind, ListQuery, Record, Store, StoreExt, StoreResult, TenantCtx, Value};
+use steward_store::{Doc, DocKind, ListQuery, Record, Store, StoreExt, StoreResult, Target, TenantCtx, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::audit;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -243,23 +244,78 @@ pub async fn stream_export(
     Path(dataset): Path<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Export)?;
     let name = DatasetName::parse(&dataset).ok_or_else(|| {
         ApiError::NotFound(format!(
             "there is no dataset {dataset:?}; export leads, visitor-profiles, journeys, organizations or reports"
         ))
     })?;
     let request = ExportRequest::from_uri(&uri)?;
-    match name {
-        DatasetName::Leads => stream::<Lead>(state, caller, request).await,
-        DatasetName::Organizations => stream::<Organization>(state, caller, request).await,
-        DatasetName::VisitorProfiles => stream::<VisitorProfile>(state, caller, request).await,
-        DatasetName::Journeys => stream::<Journey>(state, caller, request).await,
-        DatasetName::Reports => super::reports::stream(state, caller, request).await,
-        DatasetName::AuditLog => Err(ApiError::NotFound(format!(
-            "the {name} dataset is not exportable here yet; export leads, visitor-profiles, journeys, organizations or reports"
-        ))),
+    let result = match caller.require(Scope::Export) {
+        Err(refused) => Err(refused),
+        Ok(()) => match name {
+            DatasetName::Leads => stream::<Lead>(state.clone(), caller.clone(), request.clone()).await,
+            DatasetName::Organizations => stream::<Organization>(state.clone(), caller.clone(), request.clone()).await,
+            DatasetName::VisitorProfiles => {
+                stream::<VisitorProfile>(state.clone(), caller.clone(), request.clone()).await
+            }
+            DatasetName::Journeys => stream::<Journey>(state.clone(), caller.clone(), request.clone()).await,
+            DatasetName::Reports => {
+                let response = super::reports::stream(state.clone(), caller.clone(), request.clone()).await?;
+                let detail = audit_detail(name, &request, None, true);
+                let target = Target { kind: name.to_string(), count: 0, ids: Vec::new() };
+                audit::record(
+                    &state,
+                    &caller.ctx,
+                    audit::by_client(&state, &caller, "export.streamed", target, detail),
+                )
+                .await?;
+                Ok(response)
+            }
+            DatasetName::AuditLog => Err(ApiError::NotFound(format!(
+                "the {name} dataset is not exportable here yet; export leads, visitor-profiles, journeys, organizations or reports"
+            ))),
+        },
+    };
+    // A refusal by scope or limit is audited: who tried to take what out, and why not.
+    if let Err(error @ (ApiError::Forbidden { .. } | ApiError::ExportTooLarge(_))) = &result {
+        let mut detail = audit_detail(name, &request, None, false);
+        detail["reason"] = serde_json::Value::String(error.to_string());
+        let target = Target { kind: name.to_string(), count: 0, ids: Vec::new() };
+        audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.refused", target, detail)).await?;
     }
+    result
+}
+
+/// What an export entry of the audit log says: dataset, format, period, rows, completion.
+pub fn audit_detail(
+    name: DatasetName,
+    request: &ExportRequest,
+    rows: Option<u64>,
+    completed: bool,
+) -> serde_json::Value {
+    serde_json::json!({
+        "dataset": name.to_string(),
+        "format": request.format.as_str(),
+        "from": request.from,
+        "to": request.to,
+        "rows": rows,
+        "completed": completed,
+    })
+}
+
+/// Audits a streamed export once it has ended, whole or not.
+async fn audit_streamed<R: Exportable>(
+    state: &AppState,
+    caller: &Caller,
+    request: &ExportRequest,
+    rows: u64,
+    completed: bool,
+) {
+    let name = R::NAME;
+    let detail = audit_detail(name, request, Some(rows), completed);
+    let target = Target { kind: name.to_string(), count: rows, ids: Vec::new() };
+    // `record` logs a failure; the response is already on its way.
+    let _ = audit::record(state, &caller.ctx, audit::by_client(state, caller, "export.streamed", target, detail)).await;
 }
 
 async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportRequest) -> Result<Response, ApiError> {
@@ -274,7 +330,10 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
         tokio::spawn(async move {
             let sink = ChunkSink { chunks: chunks.clone(), buffer: Vec::with_capacity(CHUNK) };
             let rows = Arc::new(AtomicU64::new(0));
-            if let Err(error) = run::<R, _>(store, ctx, request.window(), request.format, sink, rows).await {
+            let result = run::<R, _>(store, ctx, request.window(), request.format, sink, rows.clone()).await;
+            let written = rows.load(Ordering::Relaxed);
+            audit_streamed::<R>(&state, &caller, &request, written, result.is_ok()).await;
+            if let Err(error) = result {
                 tracing::warn!(error = %error, "export aborted");
                 let _ = chunks.send(Err(std::io::Error::other(error.to_string()))).await;
             }
@@ -283,9 +342,9 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
     } else {
         let file = tempfile::tempfile().map_err(|e| ApiError::Internal(e.into()))?;
         let rows = Arc::new(AtomicU64::new(0));
-        let file = run::<R, _>(store, ctx, request.window(), request.format, file, rows)
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let result = run::<R, _>(store, ctx, request.window(), request.format, file, rows.clone()).await;
+        audit_streamed::<R>(&state, &caller, &request, rows.load(Ordering::Relaxed), result.is_ok()).await;
+        let file = result.map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
         let mut file = tokio::fs::File::from_std(file);
         tokio::io::AsyncSeekExt::rewind(&mut file).await.map_err(|e| ApiError::Internal(e.into()))?;
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, CHUNK))

@@ -1,5 +1,6 @@
 //! The HTTP API: route table, OpenAPI document and its renderer.
 
+pub mod audit;
 pub mod common;
 pub mod export_jobs;
 pub mod exports;
@@ -42,6 +43,7 @@ use crate::state::AppState;
         (name = "visitors", description = "Pseudonymous visitor profiles and their journeys (visits and ordered events)"),
         (name = "reports", description = "Analytical reports per day, week or month; never personal: small groups are suppressed"),
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
+        (name = "audit", description = "The tenant's tamper-evident audit log: exports, refusals, changes"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4)"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This description"),
@@ -88,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reports::get_report))
         .routes(routes!(export_jobs::create_export_job))
         .routes(routes!(export_jobs::download_export))
+        .routes(routes!(audit::list_audit_log))
+        .routes(routes!(audit::verify_audit_log))
         .split_for_parts();
     let document = Arc::new(openapi);
     router

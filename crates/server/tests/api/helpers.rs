@@ -93,6 +93,36 @@ pub async fn spawn_app_with(mut settings: Settings) -> TestApp {
 
 #[allow(dead_code)]
 impl TestApp {
+    /// Runs SQL on the database directly, as someone with access to the file or server would:
+    /// for tests that tamper with what is stored.
+    pub async fn raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        match &self._guard {
+            Guard::Dir(dir) => {
+                let url = format!("sqlite://{}", dir.path().join("steward.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await?;
+                let result = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await;
+                pool.close().await;
+                result.map(drop)
+            }
+            Guard::Schema(url, schema, _) => {
+                let pool = sqlx::PgPool::connect(url).await?;
+                let mut connection = pool.acquire().await?;
+                let path = format!("SET search_path TO {schema}");
+                sqlx::query(sqlx::AssertSqlSafe(path)).execute(&mut *connection).await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut *connection).await.map(drop)
+            }
+        }
+    }
+
+    /// A tenant id as an SQL literal of this backend.
+    pub fn tenant_literal(&self, ctx: &TenantCtx) -> String {
+        let id = ctx.tenant_id().into_uuid();
+        match &self._guard {
+            Guard::Dir(_) => format!("X'{}'", id.simple()),
+            Guard::Schema(..) => format!("'{id}'::uuid"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod export_jobs;
 mod exports;
 mod helpers;

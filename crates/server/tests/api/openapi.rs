@@ -25,6 +25,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/exports/{dataset}", &["get"]),
     ("/api/v1/exports/{id}", &["get"]),
     ("/api/v1/exports/{id}/file", &["get"]),
+    ("/api/v1/audit-log", &["get"]),
+    ("/api/v1/audit-log/verify", &["get"]),
 ];
 
 #[tokio::test]

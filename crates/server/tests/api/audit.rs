@@ -1,0 +1,191 @@
+//! The audit log through HTTP: exports and refusals are recorded with who, what and how many;
+//! the chain verifies, and names the exact entry someone changed or removed in the database.
+
+use serde_json::{Value, json};
+use steward_demo::DemoConfig;
+use steward_domain::{Lead, Scopes, Timestamp};
+use steward_store::{Actor, ActorKind, AuditDraft, StoreExt, Target, TenantCtx};
+
+use crate::helpers::{TestApp, problem, spawn_app};
+
+async fn entries(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut path = format!("/api/v1/audit-log?{query}");
+    loop {
+        let response = app.get(&path, token).await;
+        assert_eq!(response.status(), 200);
+        let link = response.headers().get("link").map(|v| v.to_str().unwrap().to_string());
+        let page: Value = response.json().await.unwrap();
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        match (page["next_cursor"].as_str(), link) {
+            (Some(_), Some(link)) => path = link.trim_start_matches('<').split('>').next().unwrap().to_string(),
+            (None, None) => return all,
+            other => panic!("next_cursor and Link disagree: {other:?}"),
+        }
+    }
+}
+
+async fn token_for(app: &TestApp, ctx: &TenantCtx, scopes: &str) -> (String, String) {
+    let (id, secret) = app.client(ctx, scopes).await;
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    (id, body["access_token"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn exports_and_refused_exports_are_audited_and_the_chain_verifies() {
+    let app = spawn_app().await;
+    let ctx = app.tenant("Acme").await;
+    let (exporter, token) = token_for(&app, &ctx, &Scopes::all().to_string()).await;
+    let leads: Vec<Lead> = steward_demo::lead_stream(&DemoConfig::demo(Timestamp::now()), 30).collect();
+    app.store.insert(&ctx, &leads).await.unwrap();
+
+    let csv = app.get("/api/v1/exports/leads?format=csv", &token).await.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 31);
+    let queued = app.post("/api/v1/exports", &token, &json!({"dataset": "leads", "format": "ndjson"})).await;
+    assert_eq!(queued.status(), 202);
+    let location = queued.headers()["location"].to_str().unwrap().to_string();
+    let job = loop {
+        let job: Value = app.get(&location, &token).await.json().await.unwrap();
+        if job["status"] == "succeeded" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // A viewer-like client (reads, no export) and an analyst-like one (reports and export, no
+    // personal data) are both refused, and both refusals are on record.
+    let (viewer, viewer_token) = token_for(&app, &ctx, "leads:read reports:read").await;
+    problem(app.get("/api/v1/exports/leads?format=csv", &viewer_token).await, 403).await;
+    let (analyst, analyst_token) = token_for(&app, &ctx, "reports:read export").await;
+    problem(app.get("/api/v1/exports/leads?format=xlsx", &analyst_token).await, 403).await;
+    let job_refused = app.post("/api/v1/exports", &analyst_token, &json!({"dataset": "leads"})).await;
+    problem(job_refused, 403).await;
+
+    let log = entries(&app, &token, "limit=2").await;
+    let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["export.streamed", "export.queued", "export.completed", "export.refused", "export.refused", "export.refused"]
+    );
+    let seqs: Vec<i64> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "oldest first, every entry once across pages");
+    for pair in log.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "each entry names the one before");
+    }
+
+    let streamed = &log[0];
+    assert_eq!(streamed["actor"], json!({"kind": "client", "id": exporter}));
+    assert_eq!(streamed["target"], json!({"kind": "leads", "count": 30}));
+    assert_eq!(streamed["detail"]["format"], "csv");
+    assert_eq!(streamed["detail"]["rows"], 30);
+    assert_eq!(streamed["detail"]["completed"], true);
+    let completed = &log[2];
+    assert_eq!(completed["actor"], json!({"kind": "system", "id": null}));
+    assert_eq!(completed["detail"]["rows"], 30);
+    assert_eq!(completed["detail"]["sha256"], job["sha256"]);
+    assert_eq!(completed["target"]["ids"], json!([job["id"]]));
+    assert_eq!(log[3]["actor"]["id"], viewer.as_str());
+    assert!(log[3]["detail"]["reason"].as_str().unwrap().contains("export"), "{}", log[3]);
+    assert_eq!(log[4]["actor"]["id"], analyst.as_str());
+    assert!(log[4]["detail"]["reason"].as_str().unwrap().contains("leads:read"), "{}", log[4]);
+    assert_eq!(log[5]["detail"]["job"], true);
+
+    let refusals = entries(&app, &token, "action=export.refused").await;
+    assert_eq!(refusals.len(), 3);
+    let by_system = entries(&app, &token, "action=export.&actor_kind=system").await;
+    assert_eq!(by_system.len(), 1);
+    assert_eq!(by_system[0]["action"], "export.completed");
+
+    let verdict: Value = app.get("/api/v1/audit-log/verify", &token).await.json().await.unwrap();
+    assert_eq!(
+        verdict,
+        json!({"valid": true, "entries": 6, "head_seq": 6, "head_hash": log[5]["hash"], "broken_seq": null, "reason": null})
+    );
+
+    // Another tenant's log is its own.
+    let (_, other) = app.tenant_token("Other").await;
+    assert!(entries(&app, &other, "").await.is_empty());
+    // Reading the log needs its scope; bad parameters are named.
+    problem(app.get("/api/v1/audit-log", &viewer_token).await, 403).await;
+    for (query, field) in [("actor_kind=robot", "actor_kind"), ("cursor=zzz", "cursor"), ("colour=red", "colour")] {
+        let body = problem(app.get(&format!("/api/v1/audit-log?{query}"), &token).await, 400).await;
+        assert!(body["detail"].as_str().unwrap().contains(field), "{body}");
+    }
+}
+
+async fn five_entries(app: &TestApp, name: &str) -> TenantCtx {
+    let ctx = app.tenant(name).await;
+    for n in 0..5_u64 {
+        let draft = AuditDraft {
+            at: app.state.clock.now(),
+            actor: Actor { kind: ActorKind::Client, id: Some(format!("client-{n}")) },
+            action: "lead.deleted".into(),
+            target: Target { kind: "leads".into(), count: n + 1, ids: Vec::new() },
+            detail: json!({"n": n}),
+            ip_network: None,
+        };
+        app.store.audit(&ctx, &draft).await.unwrap();
+    }
+    ctx
+}
+
+#[tokio::test]
+async fn verify_names_the_entry_whose_stored_bytes_changed_or_that_was_removed() {
+    let app = spawn_app().await;
+    let sqlite = crate::helpers::backend() == "sqlite";
+    let flip = |column: &str| {
+        if sqlite {
+            format!("{column} = CAST(X'ff' AS BLOB) || substr({column}, 2)")
+        } else {
+            format!("{column} = set_byte({column}, 0, 255 - get_byte({column}, 0))")
+        }
+    };
+    // Each tampering on entry 3 of a tenant of its own; the log is append-only, so the
+    // "attacker" first removes the guard, as someone with the database file could.
+    let tamperings = [
+        ("seq", "seq = seq + 100".to_string()),
+        ("id", if sqlite { "id = randomblob(16)".into() } else { "id = gen_random_uuid()".into() }),
+        ("at", if sqlite { "at = at + 1".into() } else { "at = at + interval '1 microsecond'".into() }),
+        ("action", "action = action || '!'".into()),
+        ("actor_kind", "actor_kind = 'operator'".into()),
+        ("actor_id", "actor_id = 'client-9'".into()),
+        ("body", flip("body")),
+        ("prev_hash", flip("prev_hash")),
+        ("hash", flip("hash")),
+    ];
+    let drop_guard = if sqlite {
+        "DROP TRIGGER IF EXISTS audit_log_append_only"
+    } else {
+        "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log"
+    };
+    let untouched = five_entries(&app, "Untouched").await;
+    let first = five_entries(&app, "First").await;
+    let tenant = app.tenant_literal(&first);
+    let refused =
+        app.raw_sql(&format!("UPDATE audit_log SET action = 'x' WHERE tenant_id = {tenant} AND seq = 1")).await;
+    assert!(refused.unwrap_err().to_string().contains("append-only"), "the guard refuses an UPDATE");
+    app.raw_sql(drop_guard).await.unwrap();
+    for (column, change) in tamperings {
+        let ctx = five_entries(&app, column).await;
+        let tenant = app.tenant_literal(&ctx);
+        app.raw_sql(&format!("UPDATE audit_log SET {change} WHERE tenant_id = {tenant} AND seq = 3")).await.unwrap();
+        let verdict = app.store.verify_audit(&ctx).await.unwrap();
+        assert!(!verdict.valid, "a change of {column} went unnoticed");
+        assert_eq!(verdict.broken_seq, Some(3), "a change of {column}: {verdict:?}");
+    }
+    let removed = five_entries(&app, "Removed").await;
+    let tenant = app.tenant_literal(&removed);
+    app.raw_sql(&format!("DELETE FROM audit_log WHERE tenant_id = {tenant} AND seq = 3")).await.unwrap();
+    let verdict = app.store.verify_audit(&removed).await.unwrap();
+    assert_eq!(verdict.broken_seq, Some(3));
+    assert!(verdict.reason.unwrap().contains("entry 3 is missing"));
+    let intact = app.store.verify_audit(&untouched).await.unwrap();
+    assert!(intact.valid && intact.entries == 5 && intact.head_seq == Some(5), "{intact:?}");
+}
