@@ -130,7 +130,7 @@ async fn scan_records<R: Record + Send + 'static>(
     pages: mpsc::Sender<Vec<R>>,
 ) -> anyhow::Result<()> {
     let keys = store.keys(&ctx)?;
-    let (docs, mut received) = mpsc::channel::<Vec<Doc>>(4);
+    let (docs, mut received) = mpsc::channel::<Vec<Doc>>(1);
     let open = tokio::task::spawn_blocking(move || -> StoreResult<()> {
         while let Some(page) = received.blocking_recv() {
             let records =
@@ -425,7 +425,7 @@ pub async fn run<R: Exportable, W: Write + Send + 'static>(
     out: W,
     rows: Arc<AtomicU64>,
 ) -> anyhow::Result<W> {
-    let (pages, mut receiver) = mpsc::channel::<Vec<R>>(2);
+    let (pages, mut receiver) = mpsc::channel::<Vec<R>>(1);
     let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<W> {
         let mut writer = Writer::<W, R>::new(format, out)?;
         while let Some(page) = receiver.blocking_recv() {
