@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use steward_domain::{Scopes, Timestamp};
 use steward_server::config::{DEFAULT_TOML, LogFormat};
-use steward_server::{AppState, Settings, admin, open_store};
+use steward_server::{AppState, Settings, admin, console, open_store};
 use steward_store::{Store, StoreExt};
 
 #[derive(Debug, Parser)]
@@ -64,7 +64,30 @@ enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     #[command(subcommand)]
+    User(UserCommand),
+    #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a console user (e.g. the first admin). The password is read from standard input;
+    /// the user sets up an authenticator app (TOTP) at first sign-in, before anything else.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, analyst or viewer.
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input (never from the command line, where other
+        /// users and the shell history would see it). Required.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +141,35 @@ enum ClientCommand {
         scopes: Option<String>,
         #[arg(long, default_value = "API client")]
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a tenant's OAuth 2.0 clients (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a client a new secret, printed once; the old one stops working for new tokens.
+    /// Tokens already issued stay valid until they expire unless --revoke-tokens.
+    RotateSecret {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        client: String,
+        /// Also revoke every token the client holds now (for a leaked secret).
+        #[arg(long)]
+        revoke_tokens: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client and revoke every token it holds.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        client: String,
         #[arg(long)]
         json: bool,
     },
@@ -273,16 +325,77 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "client_id:     {}\nclient_secret: {secret}\nscopes:        {}\nThe secret is shown only now; store it safely.",
                 client.id, client.scopes
             );
-            let draft = steward_store::AuditDraft {
-                at: now,
-                actor: steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None },
-                action: "client.created".into(),
-                target: steward_store::Target { kind: "client".into(), count: 1, ids: vec![client.id.into_uuid()] },
-                detail: json!({"name": client.name, "scopes": scope_list}),
-                ip_network: None,
-            };
-            store.audit(&ctx, &draft).await?;
+            let detail = json!({"name": client.name, "scopes": scope_list});
+            store.audit(&ctx, &operator_entry(now, "client.created", client.id, detail)).await?;
             emit(json, json!({"client_id": client.id, "client_secret": secret, "scopes": scope_list}), human);
+            Ok(())
+        }
+        Command::Client(ClientCommand::List { tenant, json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let clients = store.list_clients(&ctx).await?;
+            let human = clients
+                .iter()
+                .map(|c| format!("{}  {}  {}  created {}", c.id, c.name, c.scopes, c.created_at))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let listed: Vec<_> = clients
+                .iter()
+                .map(|c| {
+                    let scopes: Vec<&str> = c.scopes.iter().map(|s| s.as_str()).collect();
+                    json!({"client_id": c.id, "name": c.name, "scopes": scopes, "created_at": c.created_at})
+                })
+                .collect();
+            emit(json, json!({"clients": listed}), human);
+            Ok(())
+        }
+        Command::Client(ClientCommand::RotateSecret { tenant, client, revoke_tokens, json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let (id, secret, revoked) =
+                admin::rotate_client_secret(store.as_ref(), &ctx, &client, revoke_tokens).await?;
+            let detail = json!({"revoke_tokens": revoke_tokens, "tokens_revoked": revoked});
+            let audited = store.audit(&ctx, &operator_entry(now, "client.secret_rotated", id, detail)).await;
+            let tokens = if revoke_tokens {
+                format!("{revoked} token(s) revoked.")
+            } else {
+                "Tokens already issued stay valid until they expire.".to_string()
+            };
+            let human = format!(
+                "client_id:     {id}\nclient_secret: {secret}\nThe old secret no longer works; {tokens}\nThe secret is shown only now; store it safely."
+            );
+            // The secret is printed even if the audit entry fails: it exists only here now.
+            emit(json, json!({"client_id": id, "client_secret": secret, "tokens_revoked": revoked}), human);
+            audited.context("the secret was rotated, but its audit entry could not be written")?;
+            Ok(())
+        }
+        Command::Client(ClientCommand::Revoke { tenant, client, json }) => {
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let (client, revoked) = admin::delete_client(store.as_ref(), &ctx, &client).await?;
+            let detail = json!({"name": client.name, "tokens_revoked": revoked});
+            store.audit(&ctx, &operator_entry(now, "client.revoked", client.id, detail)).await?;
+            let human = format!("deleted client {} and revoked its {revoked} token(s)", client.id);
+            emit(json, json!({"client_id": client.id, "revoked": true, "tokens_revoked": revoked}), human);
+            Ok(())
+        }
+        Command::User(UserCommand::Create { tenant, email, role, password_stdin, json }) => {
+            if !password_stdin {
+                anyhow::bail!("give the password on standard input with --password-stdin");
+            }
+            let mut password = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut password).context("reading the password")?;
+            let password = password.strip_suffix('\n').map_or(password.as_str(), |p| p.strip_suffix('\r').unwrap_or(p));
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let operator = steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None };
+            let user =
+                console::users::create_user(store.as_ref(), &ctx, &email, &role, password, operator, now).await?;
+            let human = format!(
+                "created {} user {} ({})\nAt the first sign-in (/console/sign-in) they set up an authenticator app before anything else.",
+                user.role, user.email, user.id
+            );
+            emit(json, json!({"id": user.id, "email": user.email.as_str(), "role": user.role.as_str()}), human);
             Ok(())
         }
         Command::Audit(AuditCommand::Verify { tenant, json }) => {
@@ -304,6 +417,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// An audit entry for an operator's change to an API client.
+fn operator_entry(
+    now: Timestamp,
+    action: &str,
+    client: steward_domain::ClientId,
+    detail: serde_json::Value,
+) -> steward_store::AuditDraft {
+    steward_store::AuditDraft {
+        at: now,
+        actor: steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None },
+        action: action.into(),
+        target: steward_store::Target { kind: "client".into(), count: 1, ids: vec![client.into_uuid()] },
+        detail,
+        ip_network: None,
     }
 }
 

@@ -245,3 +245,185 @@ async fn audit_verify_reports_a_valid_chain_and_names_a_tampered_entry() {
     let human = env.run(&["audit", "verify", "--tenant", tenant_id]);
     assert!(String::from_utf8_lossy(&human.stdout).contains("BROKEN: entry 2 was changed"));
 }
+
+/// Serves the API in this process over the database an [`Env`] points the commands at, so the
+/// credentials a command prints are tried at the real `/oauth/token`.
+async fn serve(env: &Env) -> String {
+    let settings = steward_server::Settings {
+        data_dir: env.dir.path().to_path_buf(),
+        database_url: env.database.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let store = steward_server::open_store(&settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = steward_server::AppState::new(store, settings);
+    tokio::spawn(async move { steward_server::serve(listener, state, std::future::pending()).await.unwrap() });
+    url
+}
+
+/// The status of a client-credentials token request, and the token when one is issued.
+async fn token(url: &str, id: &str, secret: &str) -> (u16, Option<String>) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["access_token"].as_str().map(str::to_string))
+}
+
+async fn leads_status(url: &str, token: &str) -> u16 {
+    let response = reqwest::Client::new().get(format!("{url}/api/v1/leads")).bearer_auth(token).send().await.unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_secret_refuses_the_old_secret_and_revoke_tokens_ends_issued_tokens() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let created = env.json(&["client", "create", "--tenant", tenant_id, "--scopes", "leads:read", "--json"]);
+    let id = created["client_id"].as_str().unwrap();
+    let old_secret = created["client_secret"].as_str().unwrap();
+    let url = serve(&env).await;
+    let (_, Some(old_token)) = token(&url, id, old_secret).await else { panic!("the new client gets a token") };
+
+    // A planned rotation: the old secret gets no new token, tokens already issued keep working.
+    let rotated = env.json(&["client", "rotate-secret", "--tenant", tenant_id, "--client", id, "--json"]);
+    assert_eq!(rotated["client_id"], id);
+    assert_eq!(rotated["tokens_revoked"], 0);
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert!(new_secret.starts_with("stw_cs_") && new_secret != old_secret);
+    assert_eq!(token(&url, id, old_secret).await.0, 401, "the old secret is refused");
+    let (status, Some(new_token)) = token(&url, id, new_secret).await else { panic!("the new secret works") };
+    assert_eq!(status, 200);
+    assert_eq!(leads_status(&url, &old_token).await, 200, "issued tokens run until they expire");
+
+    // A leaked secret: --revoke-tokens ends every token the client holds.
+    let rotated =
+        env.json(&["client", "rotate-secret", "--tenant", tenant_id, "--client", id, "--revoke-tokens", "--json"]);
+    assert_eq!(rotated["tokens_revoked"], 2);
+    assert_eq!(leads_status(&url, &old_token).await, 401);
+    assert_eq!(leads_status(&url, &new_token).await, 401);
+    assert_eq!(token(&url, id, new_secret).await.0, 401);
+    let newest = rotated["client_secret"].as_str().unwrap();
+    let (_, Some(last_token)) = token(&url, id, newest).await else { panic!("the newest secret works") };
+
+    // The list shows the client without any secret; revoke deletes it with its token.
+    let listed = env.json(&["client", "list", "--tenant", tenant_id, "--json"]);
+    assert_eq!(listed["clients"][0]["client_id"], id);
+    assert_eq!(listed["clients"][0]["scopes"], serde_json::json!(["leads:read"]));
+    assert!(!listed.to_string().contains("stw_cs_"), "no secret in the list: {listed}");
+    let revoked = env.json(&["client", "revoke", "--tenant", tenant_id, "--client", id, "--json"]);
+    assert_eq!(revoked["tokens_revoked"], 1);
+    assert_eq!(leads_status(&url, &last_token).await, 401);
+    assert_eq!(token(&url, id, newest).await.0, 401);
+    assert_eq!(env.json(&["client", "list", "--tenant", tenant_id, "--json"])["clients"], serde_json::json!([]));
+
+    // Another tenant's id or an unknown client is an error, not a silent success.
+    let other = env.json(&["tenant", "create", "Other", "--json"]);
+    let stranger = env.json(&["client", "create", "--tenant", other["id"].as_str().unwrap(), "--json"]);
+    let stranger_id = stranger["client_id"].as_str().unwrap();
+    for command in ["rotate-secret", "revoke"] {
+        let output = env.run(&["client", command, "--tenant", tenant_id, "--client", stranger_id, "--json"]);
+        assert!(!output.status.success() && output.stdout.is_empty(), "{command}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no client with id"), "{command}");
+    }
+    let (status, _) = token(&url, stranger_id, stranger["client_secret"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the other tenant's client is untouched");
+
+    // Every change is an operator entry in the audit log, and the chain holds.
+    let auditor = env.json(&["client", "create", "--tenant", tenant_id, "--scopes", "audit:read", "--json"]);
+    let auditor_id = auditor["client_id"].as_str().unwrap();
+    let (_, Some(audit_token)) = token(&url, auditor_id, auditor["client_secret"].as_str().unwrap()).await else {
+        panic!("the auditor gets a token")
+    };
+    let log: Value = reqwest::Client::new()
+        .get(format!("{url}/api/v1/audit-log?actor_kind=operator"))
+        .bearer_auth(&audit_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["action"].as_str().unwrap(), entry["target"]["ids"][0].as_str().unwrap()))
+        .collect();
+    let expected = [
+        ("client.created", id),
+        ("client.secret_rotated", id),
+        ("client.secret_rotated", id),
+        ("client.revoked", id),
+        ("client.created", auditor_id),
+    ];
+    assert_eq!(actions, expected, "{log}");
+    assert!(!log.to_string().contains("stw_cs_"), "no secret in the audit log");
+    let verdict = env.json(&["audit", "verify", "--tenant", tenant_id, "--json"]);
+    assert_eq!(verdict["valid"], true);
+}
+
+impl Env {
+    /// Runs with `input` on standard input.
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run steward");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn user_create_reads_the_password_from_stdin_and_refuses_weak_ones() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let args = ["user", "create", "--tenant", tenant_id, "--email", "Aino@Acme.FI", "--role", "admin"];
+
+    let with_json = [&args[..], &["--password-stdin", "--json"]].concat();
+    let output = env.run_with_stdin(&with_json, "correct horse battery staple\n");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let user: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(user["email"], "Aino@acme.fi");
+    assert_eq!(user["role"], "admin");
+    assert_eq!(user["id"].as_str().unwrap().len(), 36);
+    assert_eq!(user.as_object().unwrap().len(), 3, "{user}");
+
+    let again = env.run_with_stdin(&with_json, "correct horse battery staple\n");
+    assert!(!again.status.success() && again.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has a user"));
+
+    let weak = [&args[..], &["--email", "b@acme.fi", "--password-stdin"]].concat();
+    let weak = [&weak[..4], &weak[6..]].concat();
+    let output = env.run_with_stdin(&weak, "hunter2\n");
+    assert!(!output.status.success() && output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 12 characters"));
+
+    let no_stdin = env.run(&args);
+    assert!(!no_stdin.status.success());
+    assert!(String::from_utf8_lossy(&no_stdin.stderr).contains("--password-stdin"));
+
+    let bad_role = [&args[..6], &["--role", "root", "--password-stdin"]].concat();
+    let output = env.run_with_stdin(&bad_role, "correct horse battery staple");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown role"));
+
+    let verdict = env.json(&["audit", "verify", "--tenant", tenant_id, "--json"]);
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["entries"], 1, "user.created is audited once");
+}

@@ -149,6 +149,10 @@ define_id!(
     /// An OAuth 2.0 client of a tenant.
     ClientId
 );
+define_id!(
+    /// A console user of a tenant.
+    UserId
+);
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,8 @@ pub enum AdminError {
     Invalid(String),
     #[error("no tenant with id {0}")]
     NoTenant(String),
+    #[error("the tenant has no client with id {0}")]
+    NoClient(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -64,4 +66,40 @@ pub async fn create_client(
         ApiClient { id: ClientId::new(), tenant_id: ctx.tenant_id(), name, secret_hash, scopes, created_at: now };
     store.create_client(ctx, &client).await?;
     Ok((client, secret))
+}
+
+fn client_id(id: &str) -> Result<ClientId, AdminError> {
+    ClientId::parse(id).map_err(|_| AdminError::NoClient(id.to_string()))
+}
+
+/// Gives a client a new secret, returned once; the old one stops working at once for new
+/// tokens. Tokens already issued stay valid until they expire (at most `api.token_ttl_seconds`)
+/// so that a planned rotation needs no downtime, unless `revoke_tokens` (a leaked secret) ends
+/// them too. Returns the client id, the new secret and how many tokens were revoked.
+pub async fn rotate_client_secret(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    id: &str,
+    revoke_tokens: bool,
+) -> Result<(ClientId, String, u64), AdminError> {
+    let id = client_id(id)?;
+    let (secret, secret_hash) = auth::new_client_secret();
+    match store.rotate_client_secret(ctx, id, &secret_hash, revoke_tokens).await? {
+        Some(revoked) => Ok((id, secret, revoked)),
+        None => Err(AdminError::NoClient(id.to_string())),
+    }
+}
+
+/// Deletes a client and every token it holds; returns it with how many tokens went with it.
+pub async fn delete_client(store: &dyn Store, ctx: &TenantCtx, id: &str) -> Result<(ApiClient, u64), AdminError> {
+    let id = client_id(id)?;
+    let client = store
+        .find_client(id)
+        .await?
+        .filter(|client| client.tenant_id == ctx.tenant_id())
+        .ok_or_else(|| AdminError::NoClient(id.to_string()))?;
+    match store.delete_client(ctx, id).await? {
+        Some(revoked) => Ok((client, revoked)),
+        None => Err(AdminError::NoClient(id.to_string())),
+    }
 }

@@ -28,6 +28,7 @@ pub fn build(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(axum::middleware::from_fn(finish_problems))
             .layer(axum::middleware::from_fn(crate::ratelimit::headers))
+            .layer(axum::middleware::from_fn(content_security_policy))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
@@ -47,7 +48,8 @@ pub fn build(state: AppState) -> Router {
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
-            )),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"))),
     )
 }
 
@@ -63,4 +65,20 @@ fn request_span(request: &Request) -> tracing::Span {
         tenant.id = tracing::field::Empty,
         client.id = tracing::field::Empty,
     )
+}
+
+/// API answers are data, never pages: nothing may load from them or frame them. The API
+/// documentation page loads its own scripts and styles; console pages set their own policy.
+async fn content_security_policy(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    let policy = if docs {
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    };
+    if !response.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+    }
+    response
 }

@@ -1,9 +1,10 @@
-//! OAuth 2.0 client credentials (RFC 6749 §4.4): the token endpoint, secret and token
-//! generation, and the bearer-token extractor every `/api/v1` handler takes.
+//! OAuth 2.0 client credentials (RFC 6749 §4.4): the token, revocation (RFC 7009) and
+//! introspection (RFC 7662) endpoints, secret and token generation, and the bearer-token
+//! extractor every `/api/v1` handler takes.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use base64::Engine;
@@ -11,8 +12,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use steward_domain::{AccessToken, ClientId, Scope, Scopes, SecretHash};
-use steward_store::TenantCtx;
+use steward_domain::{AccessToken, ApiClient, ClientId, Scope, Scopes, SecretHash, Timestamp};
+use steward_store::{Actor, ActorKind, AuditDraft, Target, TenantCtx};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -81,23 +82,8 @@ pub async fn issue_token(
     headers: HeaderMap,
     Form(request): Form<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    let (client_id, secret) = client_credentials(&headers, &request)?;
-    let client = match ClientId::parse(&client_id) {
-        Ok(id) => state.store.find_client(id).await?,
-        Err(_) => None,
-    };
-    // Hash before looking at the result so unknown clients cost the same as wrong secrets.
-    let presented = hash_secret(&secret);
-    let client = match client {
-        Some(client) if hashes_match(&client.secret_hash, &presented) => client,
-        _ => {
-            return Err(ApiError::Unauthorized {
-                detail: "client authentication failed: unknown client or wrong secret".into(),
-                challenge: "Basic realm=\"steward\"".into(),
-                oauth_error: Some("invalid_client"),
-            });
-        }
-    };
+    let client =
+        authenticate_client(&state, &headers, request.client_id.as_deref(), request.client_secret.as_deref()).await?;
     match request.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(other) => {
@@ -139,15 +125,41 @@ pub async fn issue_token(
     state.store.store_token(&record).await?;
     tracing::info!(client.id = %client.id, tenant.id = %client.tenant_id, "token issued");
     let body = TokenResponse { access_token: token, token_type: "Bearer", expires_in: ttl, scope: scopes.to_string() };
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// The client that the request authenticates as, by `client_secret_basic` or
+/// `client_secret_post`: one code path for the token, revocation and introspection endpoints.
+async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    body_id: Option<&str>,
+    body_secret: Option<&str>,
+) -> Result<ApiClient, ApiError> {
+    let (client_id, secret) = client_credentials(headers, body_id, body_secret)?;
+    let client = match ClientId::parse(&client_id) {
+        Ok(id) => state.store.find_client(id).await?,
+        Err(_) => None,
+    };
+    // Hash before looking at the result so unknown clients cost the same as wrong secrets.
+    let presented = hash_secret(&secret);
+    match client {
+        Some(client) if hashes_match(&client.secret_hash, &presented) => Ok(client),
+        _ => Err(ApiError::Unauthorized {
+            detail: "client authentication failed: unknown client or wrong secret".into(),
+            challenge: "Basic realm=\"steward\"".into(),
+            oauth_error: Some("invalid_client"),
+        }),
+    }
 }
 
 /// The client id and secret from HTTP Basic (RFC 6749 §2.3.1, form-encoded parts) or the body;
 /// using both is refused.
-fn client_credentials(headers: &HeaderMap, request: &TokenRequest) -> Result<(String, String), ApiError> {
+fn client_credentials(
+    headers: &HeaderMap,
+    body_id: Option<&str>,
+    body_secret: Option<&str>,
+) -> Result<(String, String), ApiError> {
     let unauthorized = |detail: &str| ApiError::Unauthorized {
         detail: detail.to_string(),
         challenge: "Basic realm=\"steward\"".into(),
@@ -157,7 +169,7 @@ fn client_credentials(headers: &HeaderMap, request: &TokenRequest) -> Result<(St
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
-    match (basic, &request.client_id, &request.client_secret) {
+    match (basic, body_id, body_secret) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ApiError::OAuth {
             code: "invalid_request",
             description: "use one client authentication method, not both Basic and body credentials".into(),
@@ -170,13 +182,173 @@ fn client_credentials(headers: &HeaderMap, request: &TokenRequest) -> Result<(St
             let secret = form_decode(secret).ok_or_else(|| unauthorized("malformed Basic credentials"))?;
             Ok((id, secret))
         }
-        (None, Some(id), Some(secret)) => Ok((id.clone(), secret.clone())),
+        (None, Some(id), Some(secret)) => Ok((id.to_string(), secret.to_string())),
         _ => Err(unauthorized("client authentication is required (HTTP Basic or client_id and client_secret)")),
     }
 }
 
 fn form_decode(text: &str) -> Option<String> {
     url::form_urlencoded::parse(format!("v={text}").as_bytes()).next().map(|(_, v)| v.into_owned())
+}
+
+/// A token revocation (RFC 7009) or introspection (RFC 7662) request.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TokenQuery {
+    /// The access token.
+    pub token: Option<String>,
+    /// `access_token` or `refresh_token`; accepted and ignored, as Steward issues only access
+    /// tokens and looks the token up the same way whatever the hint.
+    pub token_type_hint: Option<String>,
+    /// With `client_secret_post`; otherwise use HTTP Basic (`client_secret_basic`).
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// The token and the secret never reach a log, even by accident.
+impl std::fmt::Debug for TokenQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenQuery")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token_type_hint", &self.token_type_hint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl TokenQuery {
+    fn token(&self) -> Result<&str, ApiError> {
+        self.token
+            .as_deref()
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| ApiError::OAuth { code: "invalid_request", description: "token is required".into() })
+    }
+}
+
+/// Revokes an access token of the calling client (RFC 7009). The answer is 200 with an empty
+/// body whether or not the token existed, so it tells nothing about other clients' tokens,
+/// which are never revoked here.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or was never a token of this client (empty body)"),
+        (status = 400, description = "No token given (RFC 6749 §5.2 `invalid_request`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(request): Form<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let client =
+        authenticate_client(&state, &headers, request.client_id.as_deref(), request.client_secret.as_deref()).await?;
+    let token = request.token()?;
+    let revoked = state.store.delete_token(&hash_secret(token), client.id).await?;
+    if revoked {
+        let ctx = TenantCtx::new(client.tenant_id);
+        let draft = AuditDraft {
+            at: state.clock.now(),
+            actor: Actor { kind: ActorKind::Client, id: Some(client.id.to_string()) },
+            action: "token.revoked".into(),
+            target: Target { kind: "access_token".into(), count: 1, ids: Vec::new() },
+            detail: serde_json::json!({}),
+            ip_network: None,
+        };
+        crate::api::audit::record(&state, &ctx, draft).await?;
+        tracing::info!(client.id = %client.id, tenant.id = %client.tenant_id, "token revoked");
+    }
+    Ok(no_store(StatusCode::OK.into_response()))
+}
+
+/// What RFC 7662 says about a token: `{"active": false}` alone unless it is active.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    /// Space-separated scopes of the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The client the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Always `Bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// Expiry, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issue time, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// The subject: for client credentials, the client itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self { active: false, scope: None, client_id: None, token_type: None, exp: None, iat: None, sub: None }
+    }
+
+    fn of(token: &AccessToken) -> Self {
+        Self {
+            active: true,
+            scope: Some(token.scopes.to_string()),
+            client_id: Some(token.client_id.to_string()),
+            token_type: Some("Bearer"),
+            exp: Some(unix_seconds(token.expires_at)),
+            iat: Some(unix_seconds(token.issued_at)),
+            sub: Some(token.client_id.to_string()),
+        }
+    }
+}
+
+fn unix_seconds(at: Timestamp) -> i64 {
+    at.unix_micros().div_euclid(1_000_000)
+}
+
+/// Tells a client of a tenant whether a token is active and what it may do (RFC 7662). Any
+/// client of the tenant may ask about the tenant's tokens; unknown, expired, revoked and other
+/// tenants' tokens are all just `{"active": false}`.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "oauth",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token's state", body = Introspection),
+        (status = 400, description = "No token given (RFC 6749 §5.2 `invalid_request`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+pub async fn introspect_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(request): Form<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let client =
+        authenticate_client(&state, &headers, request.client_id.as_deref(), request.client_secret.as_deref()).await?;
+    let token = request.token()?;
+    let record = state.store.find_token(&hash_secret(token)).await?;
+    let answer = match record {
+        Some(record) if record.tenant_id == client.tenant_id && record.expires_at > state.clock.now() => {
+            Introspection::of(&record)
+        }
+        _ => Introspection::inactive(),
+    };
+    Ok(no_store(Json(answer).into_response()))
+}
+
+/// Token endpoint answers must not be cached (RFC 6749 §5.1).
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// An authenticated API caller: the tenant it acts for and what it may do.

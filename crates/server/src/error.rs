@@ -256,6 +256,11 @@ pub async fn finish_problems(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
+    // Console pages carry their own error page (see `console`).
+    let html = parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if html {
+        return Response::from_parts(parts, body);
+    }
     let mut problem = match parts.extensions.remove::<Problem>() {
         Some(problem) => problem,
         None => {

@@ -18,6 +18,8 @@ use steward_store::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod users;
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone)]
@@ -204,6 +206,10 @@ impl Store for PgStore {
         &self.vault
     }
 
+    fn users(&self) -> &dyn steward_store::UserStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::backend)?;
         Ok(())
@@ -303,6 +309,61 @@ impl Store for PgStore {
             .await
             .map_err(StoreError::backend)?;
         rows.iter().map(read_client).collect()
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        ctx: &TenantCtx,
+        id: ClientId,
+        secret_hash: &SecretHash,
+        revoke_tokens: bool,
+    ) -> StoreResult<Option<u64>> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        let updated = sqlx::query("UPDATE api_clients SET secret_hash = $1 WHERE id = $2 AND tenant_id = $3")
+            .bind(secret_hash.0.as_slice())
+            .bind(*id.as_uuid())
+            .bind(*ctx.tenant_id().as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let mut revoked = 0;
+        if revoke_tokens {
+            revoked = sqlx::query("DELETE FROM access_tokens WHERE client_id = $1 AND tenant_id = $2")
+                .bind(*id.as_uuid())
+                .bind(*ctx.tenant_id().as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(Some(revoked))
+    }
+
+    async fn delete_client(&self, ctx: &TenantCtx, id: ClientId) -> StoreResult<Option<u64>> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        // Tokens would go by the foreign key's cascade too; deleting them first counts them.
+        let revoked = sqlx::query("DELETE FROM access_tokens WHERE client_id = $1 AND tenant_id = $2")
+            .bind(*id.as_uuid())
+            .bind(*ctx.tenant_id().as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?
+            .rows_affected();
+        let deleted = sqlx::query("DELETE FROM api_clients WHERE id = $1 AND tenant_id = $2")
+            .bind(*id.as_uuid())
+            .bind(*ctx.tenant_id().as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        if deleted.rows_affected() == 0 {
+            return Ok(None);
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(Some(revoked))
     }
 
     async fn store_token(&self, token: &AccessToken) -> StoreResult<()> {

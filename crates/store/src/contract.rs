@@ -25,6 +25,7 @@ macro_rules! contract_suite {
             tenants_round_trip,
             sites_belong_to_one_tenant_and_are_found_by_key,
             clients_and_tokens_round_trip,
+            a_client_secret_rotates_and_a_client_is_deleted_within_its_tenant,
             records_round_trip_exactly,
             every_kind_of_record_round_trips,
             pages_follow_the_cursor_in_id_order,
@@ -38,6 +39,9 @@ macro_rules! contract_suite {
             another_tenant_sees_nothing,
             bodies_are_sealed_and_bound_to_their_row,
             a_destroyed_tenant_key_makes_its_records_unreadable,
+            users_are_found_by_email_within_their_tenant_only,
+            totp_steps_and_recovery_codes_are_accepted_once,
+            failed_sign_ins_count_up_and_sessions_round_trip,
         );
     };
     (@tests $factory:expr; $($name:ident,)*) => {
@@ -153,6 +157,59 @@ pub async fn clients_and_tokens_round_trip(store: &dyn Store) {
     store.store_token(&token).await.unwrap();
     assert_eq!(store.find_token(&token.token_hash).await.unwrap(), Some(token));
     assert_eq!(store.find_token(&SecretHash([8; 32])).await.unwrap(), None);
+}
+
+pub async fn a_client_secret_rotates_and_a_client_is_deleted_within_its_tenant(store: &dyn Store) {
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let client = |n: u8| ApiClient {
+        id: ClientId::new(),
+        tenant_id: a.tenant_id(),
+        name: format!("client {n}"),
+        secret_hash: SecretHash([n; 32]),
+        scopes: Scopes::parse("leads:read").unwrap(),
+        created_at: Timestamp::now(),
+    };
+    let (first, second) = (client(1), client(2));
+    store.create_client(&a, &first).await.unwrap();
+    store.create_client(&a, &second).await.unwrap();
+    let now = Timestamp::now();
+    let token = |n: u8, client: &ApiClient| AccessToken {
+        token_hash: SecretHash([n; 32]),
+        client_id: client.id,
+        tenant_id: a.tenant_id(),
+        scopes: client.scopes.clone(),
+        issued_at: now,
+        expires_at: now.checked_add(time::Duration::hours(1)).unwrap(),
+    };
+    for record in [token(11, &first), token(12, &first), token(21, &second)] {
+        store.store_token(&record).await.unwrap();
+    }
+
+    // Another tenant can neither rotate nor delete the client.
+    assert_eq!(store.rotate_client_secret(&b, first.id, &SecretHash([3; 32]), true).await.unwrap(), None);
+    assert_eq!(store.delete_client(&b, first.id).await.unwrap(), None);
+    assert_eq!(store.find_client(first.id).await.unwrap(), Some(first.clone()));
+    assert!(store.find_token(&SecretHash([11; 32])).await.unwrap().is_some());
+
+    // Rotation keeps the tokens unless asked to revoke them.
+    assert_eq!(store.rotate_client_secret(&a, first.id, &SecretHash([3; 32]), false).await.unwrap(), Some(0));
+    let rotated = store.find_client(first.id).await.unwrap().unwrap();
+    assert_eq!(rotated, ApiClient { secret_hash: SecretHash([3; 32]), ..first.clone() });
+    assert!(store.find_token(&SecretHash([11; 32])).await.unwrap().is_some());
+    assert_eq!(store.rotate_client_secret(&a, first.id, &SecretHash([4; 32]), true).await.unwrap(), Some(2));
+    assert_eq!(store.find_client(first.id).await.unwrap().unwrap().secret_hash, SecretHash([4; 32]));
+    assert_eq!(store.find_token(&SecretHash([11; 32])).await.unwrap(), None);
+    assert_eq!(store.find_token(&SecretHash([12; 32])).await.unwrap(), None);
+    assert!(store.find_token(&SecretHash([21; 32])).await.unwrap().is_some(), "another client's token stays");
+    assert_eq!(store.rotate_client_secret(&a, ClientId::new(), &SecretHash([5; 32]), false).await.unwrap(), None);
+
+    // Deleting a client takes its tokens with it and leaves the other client alone.
+    assert_eq!(store.delete_client(&a, second.id).await.unwrap(), Some(1));
+    assert_eq!(store.find_client(second.id).await.unwrap(), None);
+    assert_eq!(store.find_token(&SecretHash([21; 32])).await.unwrap(), None);
+    assert_eq!(store.delete_client(&a, second.id).await.unwrap(), None);
+    assert_eq!(store.list_clients(&a).await.unwrap().len(), 1);
 }
 
 pub async fn records_round_trip_exactly(store: &dyn Store) {
@@ -514,4 +571,104 @@ pub async fn a_destroyed_tenant_key_makes_its_records_unreadable(store: &dyn Sto
     assert!(matches!(error, StoreError::Key(VaultError::Destroyed(_))), "{error:?}");
     assert!(store.insert(&shredded, &[lead(3)]).await.is_err(), "no new data under a destroyed key");
     assert_eq!(store.get::<Lead>(&staying, kept.id.into_uuid()).await.unwrap(), Some(kept));
+}
+
+/// A user of `ctx` with the given address, as the console creates one.
+pub async fn user(store: &dyn Store, ctx: &TenantCtx, email: &str) -> crate::UserRecord {
+    let user = steward_domain::User {
+        id: steward_domain::UserId::new(),
+        tenant_id: ctx.tenant_id(),
+        email: steward_domain::Email::parse(email).unwrap(),
+        role: steward_domain::Role::Analyst,
+        mfa_enrolled: false,
+        created_at: Timestamp::now(),
+    };
+    let keys = store.keys(ctx).unwrap();
+    let record = crate::users::new_record(ctx, &keys, &user, "$argon2id$v=19$stand-in".into());
+    store.users().create_user(ctx, &record).await.unwrap();
+    record
+}
+
+pub async fn users_are_found_by_email_within_their_tenant_only(store: &dyn Store) {
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let record = user(store, &a, "Aino@Example.fi").await;
+    let users = store.users();
+    assert_eq!(users.get_user(&a, record.id).await.unwrap(), Some(record.clone()));
+    let keys = store.keys(&a).unwrap();
+    let key = crate::users::email_key(&keys, &steward_domain::Email::parse("aino@EXAMPLE.fi").unwrap());
+    let found = users.find_user_by_email_key(&a, &key).await.unwrap().expect("found by its address");
+    let opened = crate::users::open_user(&a, &keys, &found).unwrap();
+    assert_eq!(opened.email.as_str(), "Aino@example.fi");
+    assert!(!record.email_sealed.windows(4).any(|w| w == b"Aino"), "the address is sealed");
+    assert_eq!(users.get_user(&b, record.id).await.unwrap(), None, "another tenant's user");
+    assert_eq!(users.find_user_by_email_key(&b, &key).await.unwrap(), None);
+    let again = user(store, &b, "aino@example.fi").await;
+    assert_ne!(again.email_key, record.email_key, "blind-index keys differ per tenant");
+    let duplicate = crate::UserRecord { id: steward_domain::UserId::new(), ..record.clone() };
+    let error = users.create_user(&a, &duplicate).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict { field: "email" }), "{error:?}");
+    let slug = store.get_tenant(a.tenant_id()).await.unwrap().unwrap().slug;
+    assert!(users.tenants_by_slug(slug.as_str()).await.unwrap().iter().any(|t| t.id == a.tenant_id()));
+    assert!(users.tenants_by_slug("no-such-tenant").await.unwrap().is_empty());
+}
+
+pub async fn totp_steps_and_recovery_codes_are_accepted_once(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let record = user(store, &ctx, "aino@example.fi").await;
+    let users = store.users();
+    assert!(!users.use_totp_step(&ctx, record.id, 5).await.unwrap(), "not enrolled yet");
+    assert!(!users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 10, &[]).await.unwrap(), "no secret");
+    assert!(users.start_totp_enrolment(&ctx, record.id, b"sealed secret").await.unwrap());
+    let codes = vec![vec![1u8; 32], vec![2u8; 32]];
+    assert!(users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 10, &codes).await.unwrap());
+    assert!(!users.start_totp_enrolment(&ctx, record.id, b"another").await.unwrap(), "enrolled: no overwrite");
+    assert!(!users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 11, &codes).await.unwrap());
+    let stored = users.get_user(&ctx, record.id).await.unwrap().unwrap();
+    assert_eq!(stored.totp_secret.as_deref(), Some(&b"sealed secret"[..]));
+    assert_eq!(stored.totp_last_step, Some(10));
+
+    assert!(!users.use_totp_step(&ctx, record.id, 10).await.unwrap(), "the enrolment code's step is used");
+    assert!(users.use_totp_step(&ctx, record.id, 11).await.unwrap());
+    assert!(!users.use_totp_step(&ctx, record.id, 11).await.unwrap(), "a replay");
+    assert!(!users.use_totp_step(&ctx, record.id, 10).await.unwrap(), "an older step");
+
+    assert_eq!(users.count_recovery_codes(&ctx, record.id).await.unwrap(), 2);
+    assert!(users.use_recovery_code(&ctx, record.id, &[1; 32]).await.unwrap());
+    assert!(!users.use_recovery_code(&ctx, record.id, &[1; 32]).await.unwrap(), "used up");
+    assert!(!users.use_recovery_code(&ctx, record.id, &[9; 32]).await.unwrap(), "never issued");
+    let other = tenant(store, "B").await;
+    assert!(!users.use_recovery_code(&other, record.id, &[2; 32]).await.unwrap(), "another tenant");
+    assert_eq!(users.count_recovery_codes(&ctx, record.id).await.unwrap(), 1);
+}
+
+pub async fn failed_sign_ins_count_up_and_sessions_round_trip(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let record = user(store, &ctx, "aino@example.fi").await;
+    let users = store.users();
+    assert_eq!(users.count_failed_sign_in(&ctx, record.id).await.unwrap(), 1);
+    assert_eq!(users.count_failed_sign_in(&ctx, record.id).await.unwrap(), 2);
+    let until = Timestamp::from_unix_micros(Timestamp::now().unix_micros() / 1_000_000 * 1_000_000).unwrap();
+    users.set_sign_in_lock(&ctx, record.id, 2, Some(until)).await.unwrap();
+    let stored = users.get_user(&ctx, record.id).await.unwrap().unwrap();
+    assert_eq!((stored.failed_attempts, stored.locked_until), (2, Some(until)));
+    users.set_sign_in_lock(&ctx, record.id, 0, None).await.unwrap();
+    let stored = users.get_user(&ctx, record.id).await.unwrap().unwrap();
+    assert_eq!((stored.failed_attempts, stored.locked_until), (0, None));
+
+    let now = Timestamp::from_unix_micros(Timestamp::now().unix_micros() / 1_000_000 * 1_000_000).unwrap();
+    let session = crate::ConsoleSession {
+        token_hash: SecretHash([4; 32]),
+        tenant_id: ctx.tenant_id(),
+        user_id: record.id,
+        mfa_passed: true,
+        created_at: now,
+        expires_at: now.checked_add(time::Duration::hours(1)).unwrap(),
+    };
+    users.create_console_session(&session).await.unwrap();
+    assert_eq!(users.find_console_session(&SecretHash([4; 32])).await.unwrap(), Some(session));
+    assert_eq!(users.find_console_session(&SecretHash([5; 32])).await.unwrap(), None);
+    assert!(users.delete_console_session(&SecretHash([4; 32])).await.unwrap());
+    assert!(!users.delete_console_session(&SecretHash([4; 32])).await.unwrap());
+    assert_eq!(users.find_console_session(&SecretHash([4; 32])).await.unwrap(), None);
 }

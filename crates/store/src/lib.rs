@@ -12,6 +12,7 @@ pub mod doc;
 pub mod jobs;
 pub mod records;
 pub mod sql;
+pub mod users;
 pub mod vault;
 
 use std::fmt;
@@ -23,6 +24,7 @@ pub use audit::{Actor, ActorKind, AuditDraft, AuditEntry, AuditQuery, AuditRow, 
 pub use doc::{ColumnType, Doc, DocKind, DocRow, ListQuery, Value};
 pub use jobs::{JobRecord, JobStatus};
 pub use records::{Lookup, Record, StoreExt};
+pub use users::{ConsoleSession, UserRecord, UserStore};
 pub use vault::{MasterKey, TenantKeys, Vault, VaultError};
 
 /// The tenant a store call acts for. Every query on tenant data is bounded by it; a row of
@@ -105,6 +107,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The tenant data keys that seal this store's records.
     fn vault(&self) -> &Vault;
 
+    /// Console users and their sessions (see [`users`]).
+    fn users(&self) -> &dyn UserStore;
+
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -122,6 +127,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Token requests name the client, which names its tenant.
     async fn find_client(&self, id: ClientId) -> StoreResult<Option<ApiClient>>;
     async fn list_clients(&self, ctx: &TenantCtx) -> StoreResult<Vec<ApiClient>>;
+    /// Replaces the secret hash of a client of this tenant and, with `revoke_tokens`, deletes
+    /// every token it holds in the same transaction. `None` when the tenant has no such client,
+    /// otherwise how many tokens were revoked.
+    async fn rotate_client_secret(
+        &self,
+        ctx: &TenantCtx,
+        id: ClientId,
+        secret_hash: &SecretHash,
+        revoke_tokens: bool,
+    ) -> StoreResult<Option<u64>>;
+    /// Deletes a client of this tenant with every token it holds: `None` when the tenant has no
+    /// such client, otherwise how many tokens went with it.
+    async fn delete_client(&self, ctx: &TenantCtx, id: ClientId) -> StoreResult<Option<u64>>;
 
     async fn store_token(&self, token: &AccessToken) -> StoreResult<()>;
     async fn find_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessToken>>;

@@ -44,7 +44,7 @@ use crate::state::AppState;
         (name = "reports", description = "Analytical reports per day, week or month; never personal: small groups are suppressed"),
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
         (name = "audit", description = "The tenant's tamper-evident audit log: exports, refusals, changes"),
-        (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4)"),
+        (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and introspection (RFC 7662)"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This description"),
     )
@@ -76,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(auth::issue_token))
+        .routes(routes!(auth::revoke_token))
+        .routes(routes!(auth::introspect_token))
         .routes(routes!(leads::list_leads, leads::create_lead))
         .routes(routes!(leads::get_lead, leads::patch_lead, leads::delete_lead))
         .routes(routes!(organizations::list_organizations, organizations::create_organization))
@@ -97,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/api/v1/exports/{name}", get(export_jobs::get_export))
         .route("/openapi.json", get(move || openapi_json(document.clone())))
+        .merge(crate::console::router())
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .with_state(state)
 }

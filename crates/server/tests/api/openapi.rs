@@ -13,6 +13,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/readyz", &["get"]),
     ("/openapi.json", &["get"]),
     ("/oauth/token", &["post"]),
+    ("/oauth/revoke", &["post"]),
+    ("/oauth/introspect", &["post"]),
     ("/api/v1/leads", &["get", "post"]),
     ("/api/v1/leads/{id}", &["get", "patch", "delete"]),
     ("/api/v1/organizations", &["get", "post"]),

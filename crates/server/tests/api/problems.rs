@@ -33,3 +33,25 @@ async fn health_and_readiness_answer() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["database"], crate::helpers::backend());
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let (_, token) = app.tenant_token("Acme").await;
+    let answers = [
+        app.get("/api/v1/leads", &token).await,
+        app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap(),
+        app.http.get(app.url("/openapi.json")).send().await.unwrap(),
+    ];
+    for response in answers {
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+        assert!(headers.get("strict-transport-security").is_none(), "no HSTS over plain HTTP");
+    }
+    let docs = app.http.get(app.url("/docs/")).send().await.unwrap();
+    let policy = docs.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.starts_with("default-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+}

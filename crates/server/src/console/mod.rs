@@ -1,0 +1,497 @@
+//! The web console's server side: sign-in with a password and a TOTP code or a recovery code,
+//! TOTP enrolment, sessions in `HttpOnly; SameSite=Strict` cookies (`Secure` under TLS), and a
+//! CSRF token on every form. Errors are pages, never problem+json.
+//!
+//! A user created with a password alone (`steward user create`) signs in with it once and
+//! gets a session that can do nothing but enrol an authenticator app; every later sign-in needs
+//! the password and a code.
+
+pub mod security;
+pub mod users;
+mod views;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::Markup;
+use serde::Deserialize;
+use serde_json::json;
+use steward_domain::{Email, TenantId, Timestamp, User, UserId};
+use steward_store::users::{self as stored, ConsoleSession, UserRecord};
+use steward_store::{Actor, ActorKind, AuditDraft, StoreError, StoreExt, Target, TenantCtx};
+
+use crate::auth::hash_secret;
+use crate::state::AppState;
+
+const SESSION_COOKIE: &str = "steward_session";
+/// Before sign-in, forms are bound to this random cookie instead of a session.
+const CSRF_COOKIE: &str = "steward_csrf";
+const SESSION_SECONDS: i64 = 8 * 3_600;
+/// A password-only session exists to enrol TOTP and lasts only as long as that takes.
+const ENROLMENT_SECONDS: i64 = 15 * 60;
+
+const WRONG_CREDENTIALS: &str = "The organisation, email address or password is wrong.";
+const WRONG_CODE: &str = "The code is wrong or has expired. Check that your device's clock is right and use the newest code, or one of your recovery codes.";
+const CODE_REQUIRED: &str = "Enter the six-digit code from your authenticator app, or one of your recovery codes.";
+const REPLAYED_CODE: &str =
+    "This code has already been used. Wait for the next code from your authenticator app and try again.";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(show_home))
+        .route("/console/sign-in", get(show_sign_in).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/mfa/enrol", get(show_enrolment).post(confirm_enrolment))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("the form's CSRF token is missing or wrong")]
+    Csrf,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ConsoleError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(anyhow::Error::new(error))
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Csrf => page(
+                StatusCode::FORBIDDEN,
+                views::problem(
+                    "Request refused",
+                    "This form was not sent from a page of this console, or the page is too old. Reload it and try again.",
+                ),
+            ),
+            Self::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "console request failed");
+                page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    views::problem(
+                        "Something went wrong",
+                        "An internal error occurred. Try again; if it persists, tell your operator.",
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// An HTML page that is never cached, framed or allowed to run scripts.
+fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, maud::Render::render(&markup).into_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to("/console/sign-in").into_response()
+}
+
+fn unix_seconds(at: Timestamp) -> u64 {
+    u64::try_from(at.unix_micros() / 1_000_000).unwrap_or(0)
+}
+
+/// A signed-in request: the session, its cookie value and the user.
+struct Signed {
+    token: String,
+    session: ConsoleSession,
+    ctx: TenantCtx,
+    record: UserRecord,
+    user: User,
+}
+
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Signed>, ConsoleError> {
+    let Some(token) = security::cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let users = state.store.users();
+    let Some(session) = users.find_console_session(&hash_secret(token)).await? else {
+        return Ok(None);
+    };
+    if session.expires_at <= state.clock.now() {
+        users.delete_console_session(&session.token_hash).await?;
+        return Ok(None);
+    }
+    let ctx = TenantCtx::new(session.tenant_id);
+    let Some(record) = users.get_user(&ctx, session.user_id).await? else {
+        return Ok(None);
+    };
+    let user = stored::open_user(&ctx, &*state.store.keys(&ctx)?, &record)?;
+    tracing::Span::current().record("tenant.id", tracing::field::display(ctx.tenant_id()));
+    Ok(Some(Signed { token: token.to_string(), session, ctx, record, user }))
+}
+
+async fn audit(
+    state: &AppState,
+    ctx: &TenantCtx,
+    user: Option<UserId>,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), ConsoleError> {
+    let draft = AuditDraft {
+        at: state.clock.now(),
+        actor: Actor { kind: ActorKind::User, id: user.map(|id| id.to_string()) },
+        action: action.to_string(),
+        target: Target {
+            kind: "user".into(),
+            count: u64::from(user.is_some()),
+            ids: user.map(|id| vec![id.into_uuid()]).unwrap_or_default(),
+        },
+        detail,
+        ip_network: None,
+    };
+    state.store.audit(ctx, &draft).await?;
+    Ok(())
+}
+
+/// Opens a session and returns its `Set-Cookie` value.
+async fn open_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    ctx: &TenantCtx,
+    user: UserId,
+    mfa_passed: bool,
+) -> Result<String, ConsoleError> {
+    let token = security::new_token();
+    let now = state.clock.now();
+    let seconds = if mfa_passed { SESSION_SECONDS } else { ENROLMENT_SECONDS };
+    let expires_at = now
+        .checked_add(time::Duration::seconds(seconds))
+        .ok_or_else(|| anyhow::anyhow!("session expiry out of range"))?;
+    let session = ConsoleSession {
+        token_hash: hash_secret(&token),
+        tenant_id: ctx.tenant_id(),
+        user_id: user,
+        mfa_passed,
+        created_at: now,
+        expires_at,
+    };
+    state.store.users().create_console_session(&session).await?;
+    Ok(security::set_cookie(SESSION_COOKIE, &token, "/", seconds, security::over_tls(headers)))
+}
+
+// ---- home -------------------------------------------------------------------------------
+
+async fn show_home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
+    let Some(signed) = signed_in(&state, &headers).await? else {
+        return Ok(to_sign_in());
+    };
+    if !signed.session.mfa_passed {
+        return Ok(Redirect::to("/console/mfa/enrol").into_response());
+    }
+    let tenant = state.store.get_tenant(signed.ctx.tenant_id()).await?.map(|t| t.name).unwrap_or_default();
+    let left = state.store.users().count_recovery_codes(&signed.ctx, signed.user.id).await?;
+    let csrf = security::csrf_token(&signed.token);
+    Ok(page(StatusCode::OK, views::home(&signed.user, &tenant, &csrf, left)))
+}
+
+// ---- sign-in ----------------------------------------------------------------------------
+
+async fn show_sign_in(headers: HeaderMap) -> Response {
+    let seed = security::cookie(&headers, CSRF_COOKIE)
+        .filter(|seed| seed.len() >= 32)
+        .map_or_else(security::new_token, str::to_string);
+    let csrf = security::csrf_token(&seed);
+    let form = views::SignIn { csrf: &csrf, tenant: "", email: "", message: None };
+    let cookie = security::set_cookie(CSRF_COOKIE, &seed, "/console", 86_400, security::over_tls(&headers));
+    with_cookie(page(StatusCode::OK, views::sign_in(&form)), &cookie)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SignInForm {
+    csrf: String,
+    tenant: String,
+    email: String,
+    password: String,
+    code: String,
+}
+
+/// The tenant the form names (by slug or id) and the user with that address in it.
+async fn find_user(
+    state: &AppState,
+    tenant: &str,
+    email: &str,
+) -> Result<(Option<TenantCtx>, Option<UserRecord>), ConsoleError> {
+    let tenant = tenant.trim();
+    let tenants = match TenantId::parse(tenant) {
+        Ok(id) => state.store.get_tenant(id).await?.into_iter().collect(),
+        Err(_) => state.store.users().tenants_by_slug(&tenant.to_lowercase()).await?,
+    };
+    let first = tenants.first().map(|t| TenantCtx::new(t.id));
+    let Ok(email) = Email::parse(email) else {
+        return Ok((first, None));
+    };
+    // Slugs come from names and may repeat: the address decides between such tenants.
+    for tenant in &tenants {
+        let ctx = TenantCtx::new(tenant.id);
+        let key = stored::email_key(&*state.store.keys(&ctx)?, &email);
+        if let Some(record) = state.store.users().find_user_by_email_key(&ctx, &key).await? {
+            return Ok((Some(ctx), Some(record)));
+        }
+    }
+    Ok((first, None))
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, ConsoleError> {
+    let seed = security::cookie(&headers, CSRF_COOKIE);
+    if !security::csrf_matches(seed, Some(&form.csrf)) {
+        return Err(ConsoleError::Csrf);
+    }
+    let csrf = security::csrf_token(seed.unwrap_or_default());
+    let refuse = |status: StatusCode, message: &str| {
+        let view = views::SignIn { csrf: &csrf, tenant: &form.tenant, email: &form.email, message: Some(message) };
+        page(status, views::sign_in(&view))
+    };
+    let now = state.clock.now();
+    let (ctx, record) = find_user(&state, &form.tenant, &form.email).await?;
+    let (ctx, record) = match (ctx, record) {
+        (Some(ctx), Some(record)) => (ctx, record),
+        (ctx, _) => {
+            // As long as a wrong password takes, so the answer's timing tells nothing.
+            security::verify_password(form.password.clone(), None).await;
+            if let Some(ctx) = ctx {
+                audit(&state, &ctx, None, "user.sign_in_failed", json!({"reason": "unknown_user"})).await?;
+            }
+            return Ok(refuse(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS));
+        }
+    };
+    if let Some(until) = record.locked_until.filter(|until| *until > now) {
+        let seconds = ((until.unix_micros() - now.unix_micros()) / 1_000_000).max(1);
+        audit(&state, &ctx, Some(record.id), "user.sign_in_failed", json!({"reason": "locked"})).await?;
+        return Ok(locked(refuse(StatusCode::TOO_MANY_REQUESTS, &locked_message(seconds)), seconds));
+    }
+    let failure = Failure { state: &state, ctx: &ctx, record: &record, now };
+    if !security::verify_password(form.password.clone(), Some(record.password_hash.clone())).await {
+        return failure.count("wrong_password", WRONG_CREDENTIALS, refuse).await;
+    }
+    let method = if record.totp_enrolled_at.is_some() {
+        let code = form.code.trim();
+        let users = state.store.users();
+        let keys = state.store.keys(&ctx)?;
+        if code.is_empty() {
+            return failure.count("code_required", CODE_REQUIRED, refuse).await;
+        } else if security::looks_like_totp(code) {
+            let sealed = record.totp_secret.as_deref().unwrap_or_default();
+            let secret = stored::open_totp_secret(&ctx, &keys, record.id, sealed)?;
+            let totp = security::totp(&secret, "console user")?;
+            match security::totp_step(&totp, code, unix_seconds(now)) {
+                None => return failure.count("wrong_code", WRONG_CODE, refuse).await,
+                Some(step) if !users.use_totp_step(&ctx, record.id, step).await? => {
+                    return failure.count("replayed_code", REPLAYED_CODE, refuse).await;
+                }
+                Some(_) => "totp",
+            }
+        } else {
+            let used = match security::normalise_recovery_code(code) {
+                Some(code) => {
+                    let hash = stored::recovery_code_hash(&keys, record.id, &code);
+                    users.use_recovery_code(&ctx, record.id, &hash).await?
+                }
+                None => false,
+            };
+            if !used {
+                return failure.count("wrong_recovery_code", WRONG_CODE, refuse).await;
+            }
+            "recovery_code"
+        }
+    } else {
+        "password_before_enrolment"
+    };
+    if record.failed_attempts > 0 || record.locked_until.is_some() {
+        state.store.users().set_sign_in_lock(&ctx, record.id, 0, None).await?;
+    }
+    let enrolled = record.totp_enrolled_at.is_some();
+    let cookie = open_session(&state, &headers, &ctx, record.id, enrolled).await?;
+    let mut detail = json!({"method": method});
+    if method == "recovery_code" {
+        detail["recovery_codes_left"] = state.store.users().count_recovery_codes(&ctx, record.id).await?.into();
+    }
+    audit(&state, &ctx, Some(record.id), "user.signed_in", detail).await?;
+    let next = if enrolled { "/console" } else { "/console/mfa/enrol" };
+    Ok(with_cookie(Redirect::to(next).into_response(), &cookie))
+}
+
+fn locked_message(seconds: i64) -> String {
+    format!("Too many failed sign-ins: this account is locked. Try again in {seconds} seconds.")
+}
+
+fn locked(mut response: Response, seconds: i64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// A failed attempt of a known user: counted (atomically), locked past the free attempts,
+/// audited with its reason (never the password or code).
+struct Failure<'a> {
+    state: &'a AppState,
+    ctx: &'a TenantCtx,
+    record: &'a UserRecord,
+    now: Timestamp,
+}
+
+impl Failure<'_> {
+    async fn count(
+        &self,
+        reason: &str,
+        message: &str,
+        refuse: impl Fn(StatusCode, &str) -> Response,
+    ) -> Result<Response, ConsoleError> {
+        let users = self.state.store.users();
+        let failures = users.count_failed_sign_in(self.ctx, self.record.id).await?;
+        let lock = security::lock_seconds(failures);
+        if let Some(seconds) = lock {
+            let until = self.now.checked_add(time::Duration::seconds(seconds));
+            users.set_sign_in_lock(self.ctx, self.record.id, failures, until).await?;
+        }
+        let detail = json!({"reason": reason, "failed_attempts": failures, "locked_for_seconds": lock});
+        audit(self.state, self.ctx, Some(self.record.id), "user.sign_in_failed", detail).await?;
+        Ok(match lock {
+            Some(seconds) => locked(refuse(StatusCode::TOO_MANY_REQUESTS, &locked_message(seconds)), seconds),
+            None => refuse(StatusCode::UNAUTHORIZED, message),
+        })
+    }
+}
+
+// ---- sign-out ---------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf: String,
+    code: String,
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let cleared = security::set_cookie(SESSION_COOKIE, "", "/", 0, security::over_tls(&headers));
+    let Some(signed) = signed_in(&state, &headers).await? else {
+        return Ok(with_cookie(to_sign_in(), &cleared));
+    };
+    if !security::csrf_matches(Some(&signed.token), Some(&form.csrf)) {
+        return Err(ConsoleError::Csrf);
+    }
+    state.store.users().delete_console_session(&signed.session.token_hash).await?;
+    audit(&state, &signed.ctx, Some(signed.user.id), "user.signed_out", json!({})).await?;
+    Ok(with_cookie(to_sign_in(), &cleared))
+}
+
+// ---- TOTP enrolment ---------------------------------------------------------------------
+
+fn enrolment_page(
+    signed: &Signed,
+    secret: &[u8],
+    message: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ConsoleError> {
+    let totp = security::totp(secret, signed.user.email.as_str())?;
+    let uri = totp.to_url().map_err(|e| anyhow::anyhow!("otpauth URI: {e}"))?;
+    let svg = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|e| anyhow::anyhow!("QR code: {e}"))?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
+    // The SVG goes inline into HTML: without its XML declaration.
+    let svg = svg.find("<svg").map_or(svg.as_str(), |start| &svg[start..]);
+    let base32 = totp_rs::Secret::new(secret.to_vec().into_boxed_slice()).to_base32();
+    let csrf = security::csrf_token(&signed.token);
+    let view = views::Enrol { csrf: &csrf, uri: &uri, secret: &base32, qr_svg: svg, message };
+    Ok(page(status, views::enrol(&view)))
+}
+
+async fn show_enrolment(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
+    let Some(signed) = signed_in(&state, &headers).await? else {
+        return Ok(to_sign_in());
+    };
+    if signed.user.mfa_enrolled {
+        return Ok(Redirect::to("/console").into_response());
+    }
+    // Each visit proposes a new secret; only the one confirmed with a code counts.
+    let secret = security::new_totp_secret();
+    let sealed = stored::seal_totp_secret(&signed.ctx, &*state.store.keys(&signed.ctx)?, signed.user.id, &secret);
+    if !state.store.users().start_totp_enrolment(&signed.ctx, signed.user.id, &sealed).await? {
+        return Ok(Redirect::to("/console").into_response());
+    }
+    enrolment_page(&signed, &secret, None, StatusCode::OK)
+}
+
+async fn confirm_enrolment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let Some(signed) = signed_in(&state, &headers).await? else {
+        return Ok(to_sign_in());
+    };
+    if !security::csrf_matches(Some(&signed.token), Some(&form.csrf)) {
+        return Err(ConsoleError::Csrf);
+    }
+    if signed.user.mfa_enrolled {
+        return Ok(Redirect::to("/console").into_response());
+    }
+    let Some(sealed) = signed.record.totp_secret.as_deref() else {
+        return Ok(Redirect::to("/console/mfa/enrol").into_response());
+    };
+    let keys = state.store.keys(&signed.ctx)?;
+    let secret = stored::open_totp_secret(&signed.ctx, &keys, signed.user.id, sealed)?;
+    let now = state.clock.now();
+    let Some(step) =
+        security::totp_step(&security::totp(&secret, "console user")?, form.code.trim(), unix_seconds(now))
+    else {
+        return enrolment_page(&signed, &secret, Some(WRONG_CODE), StatusCode::UNPROCESSABLE_ENTITY);
+    };
+    let codes = security::new_recovery_codes();
+    let hashes: Vec<Vec<u8>> = codes
+        .iter()
+        .filter_map(|code| security::normalise_recovery_code(code))
+        .map(|code| stored::recovery_code_hash(&keys, signed.user.id, &code))
+        .collect();
+    let users = state.store.users();
+    if !users.finish_totp_enrolment(&signed.ctx, signed.user.id, now, step, &hashes).await? {
+        return Ok(Redirect::to("/console").into_response());
+    }
+    audit(
+        &state,
+        &signed.ctx,
+        Some(signed.user.id),
+        "user.mfa_enrolled",
+        json!({"method": "totp", "recovery_codes": codes.len()}),
+    )
+    .await?;
+    // A new session for the new privilege: the password-only one ends here.
+    users.delete_console_session(&signed.session.token_hash).await?;
+    let cookie = open_session(&state, &headers, &signed.ctx, signed.user.id, true).await?;
+    Ok(with_cookie(page(StatusCode::OK, views::recovery_codes(&codes)), &cookie))
+}
