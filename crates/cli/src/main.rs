@@ -44,6 +44,12 @@ enum Command {
     Serve {
         #[arg(long, env = "STEWARD_LISTEN")]
         listen: Option<SocketAddr>,
+        /// PEM certificate chain: serve HTTPS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Seed a demo tenant with realistic data, print where to go and how to sign in, and serve.
     Demo {
@@ -264,14 +270,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{DEFAULT_TOML}");
             Ok(())
         }
-        Command::Serve { listen } => {
-            let settings = settings(&cli.global, listen)?;
+        Command::Serve { listen, tls_cert, tls_key } => {
+            let mut settings = settings(&cli.global, listen)?;
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                settings.tls.cert = cert.display().to_string();
+                settings.tls.key = key.display().to_string();
+            }
             init_logging(settings.log_format);
             let store = store(&settings).await?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("listening on {}", settings.listen))?;
-            tracing::info!(address = %listener.local_addr()?, database = store.backend(), "serving");
+            let scheme = if settings.tls.enabled() { "https" } else { "http" };
+            tracing::info!(address = %listener.local_addr()?, scheme, database = store.backend(), "serving");
             steward_server::serve(listener, AppState::new(store, settings), shutdown_signal()).await?;
             tracing::info!("stopped");
             Ok(())

@@ -10,6 +10,7 @@ use steward_domain::lead::{Answer, Bot, Consent};
 use steward_domain::organization::{Contact, EmployeeRange};
 use steward_domain::touch::{Touch, Utm};
 use steward_domain::{Journey, Lead, Organization, ReportRow, VisitorProfile};
+use steward_store::AuditEntry;
 
 use crate::{Cell, Column, ColumnKind, Dataset};
 
@@ -280,5 +281,38 @@ impl Dataset for ReportRow {
     const NAME: DatasetName = DatasetName::Reports;
     fn columns() -> &'static [Column<Self>] {
         &REPORT_COLUMNS
+    }
+}
+
+/// The audit log as `GET /api/v1/audit-log` answers it; `detail` is JSON text whatever its shape.
+static AUDIT_COLUMNS: LazyLock<Vec<Column<AuditEntry>>> = LazyLock::new(|| {
+    type A = AuditEntry;
+    let detail_empty = |d: &serde_json::Value| match d {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(map) => map.is_empty(),
+        serde_json::Value::Array(items) => items.is_empty(),
+        _ => false,
+    };
+    vec![
+        Column::new("seq", Integer, |a: &A| Cell::Int(a.seq)),
+        Column::new("id", Id, |a: &A| Cell::Uuid(a.id)),
+        Column::new("at", DateTime, |a: &A| Cell::Time(a.at)),
+        text("actor.kind", |a: &A| Some(a.actor.kind.as_str())),
+        text("actor.id", |a: &A| a.actor.id.as_deref()),
+        text("action", |a: &A| Some(a.action.as_str())),
+        text("target.kind", |a: &A| Some(a.target.kind.as_str())),
+        Column::new("target.count", Integer, |a: &A| Cell::uint(a.target.count)),
+        Column::new("target.ids", Json, |a: &A| Cell::json(&a.target.ids, a.target.ids.is_empty())),
+        Column::new("detail", Json, move |a: &A| Cell::json(&a.detail, detail_empty(&a.detail))),
+        Column::new("ip_network", Text, |a: &A| Cell::display(a.ip_network.as_ref())),
+        text("prev_hash", |a: &A| Some(a.prev_hash.as_str())),
+        text("hash", |a: &A| Some(a.hash.as_str())),
+    ]
+});
+
+impl Dataset for AuditEntry {
+    const NAME: DatasetName = DatasetName::AuditLog;
+    fn columns() -> &'static [Column<Self>] {
+        &AUDIT_COLUMNS
     }
 }

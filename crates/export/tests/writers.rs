@@ -5,8 +5,10 @@
 
 use calamine::{Data, Reader, Xlsx};
 use serde_json::{Value, json};
+use steward_domain::IpNetwork;
 use steward_domain::{Lead, LeadId, LeadInput, Organization, OrganizationId, OrganizationInput, Timestamp};
 use steward_export::{Dataset, Format, Writer, column_names, defuse_formula, json_schema};
+use steward_store::{Actor, ActorKind, AuditEntry, Target};
 
 /// One-line fields (names, tags, UTM values) refuse control characters; these are the hostile
 /// strings they can hold.
@@ -169,4 +171,74 @@ fn the_json_schema_is_2020_12_with_local_definitions() {
     let text = schema.to_string();
     assert!(!text.contains("#/components/"), "every reference points into $defs");
     assert!(schema["$defs"]["Touch"].is_object(), "{text}");
+}
+
+#[test]
+fn audit_log_entries_are_flat_rows_with_json_text_for_ids_and_detail() {
+    let at = Timestamp::parse("2026-11-20T08:30:15.123456Z").unwrap();
+    let id = uuid::Uuid::now_v7();
+    let entry = |seq: i64, actor: Actor, detail: Value, ids: Vec<uuid::Uuid>| AuditEntry {
+        seq,
+        id,
+        at,
+        actor,
+        action: "lead.deleted".into(),
+        target: Target { kind: "leads".into(), count: ids.len() as u64, ids },
+        detail,
+        ip_network: Some(IpNetwork::parse("198.51.100.77").unwrap()),
+        prev_hash: "00".repeat(32),
+        hash: "ab".repeat(32),
+    };
+    let entries = [
+        entry(1, Actor { kind: ActorKind::Client, id: Some("=client".into()) }, json!({"note": "-x"}), vec![id]),
+        entry(2, Actor { kind: ActorKind::System, id: None }, json!({}), Vec::new()),
+    ];
+    assert_eq!(
+        column_names::<AuditEntry>(),
+        [
+            "seq",
+            "id",
+            "at",
+            "actor.kind",
+            "actor.id",
+            "action",
+            "target.kind",
+            "target.count",
+            "target.ids",
+            "detail",
+            "ip_network",
+            "prev_hash",
+            "hash"
+        ]
+    );
+    let csv = write(Format::Csv, &entries, 10);
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_slice());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let first: Vec<&str> = rows[0].iter().collect();
+    let ids = format!("[\"{id}\"]");
+    let (zeros, hash) = ("00".repeat(32), "ab".repeat(32));
+    let id = id.to_string();
+    assert_eq!(
+        first,
+        [
+            "1",
+            &id,
+            "2026-11-20T08:30:15.123456Z",
+            "client",
+            "'=client",
+            "lead.deleted",
+            "leads",
+            "1",
+            &ids,
+            r#"{"note":"-x"}"#,
+            "198.51.100.0/24",
+            &zeros,
+            &hash
+        ]
+    );
+    assert_eq!((&rows[1][4], &rows[1][8], &rows[1][9]), ("", "", ""), "no actor id, no ids, an empty detail");
+    let json: Vec<Value> = serde_json::from_slice(&write(Format::Json, &entries, 10)).unwrap();
+    assert_eq!(json[0]["actor"], json!({"kind": "client", "id": "=client"}), "JSON is never defused");
+    assert_eq!(json_schema::<AuditEntry>()["title"], "audit-log");
+    assert!(!write(Format::Xlsx, &entries, 10).is_empty());
 }

@@ -10,7 +10,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::set_header::{SetRequestHeaderLayer, SetResponseHeaderLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -22,7 +22,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn build(state: AppState) -> Router {
     let max_body = state.settings.api.max_body_bytes;
-    crate::api::router(state).layer(
+    let tls = state.settings.tls.enabled();
+    let router = crate::api::router(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -50,7 +51,22 @@ pub fn build(state: AppState) -> Router {
                 HeaderValue::from_static("no-referrer"),
             ))
             .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"))),
-    )
+    );
+    if tls {
+        // Served over TLS by Steward itself: browsers should never try plain HTTP again, and
+        // the console knows its cookies travel over TLS.
+        router
+            .layer(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            ))
+            .layer(SetRequestHeaderLayer::overriding(
+                HeaderName::from_static("x-forwarded-proto"),
+                HeaderValue::from_static("https"),
+            ))
+    } else {
+        router
+    }
 }
 
 /// A span with method, path and request id only: no query string (it may hold an email), no

@@ -65,6 +65,13 @@ min_group_size = 5
 # Longest period (from-to) one report covers, in days. Environment: STEWARD_REPORTS__MAX_DAYS.
 max_days = 366
 
+[tls]
+# A PEM certificate chain and its private key: with both set Steward serves HTTPS itself (rustls)
+# and sends Strict-Transport-Security. Empty: plain HTTP, e.g. behind a proxy that ends TLS and
+# says so in X-Forwarded-Proto.
+cert = ""
+key = ""
+
 [privacy]
 # How much of a visitor's IP address is kept. These can only be made coarser (smaller), never
 # finer than /24 and /48.
@@ -88,6 +95,20 @@ pub struct Settings {
     pub exports: ExportSettings,
     pub reports: ReportSettings,
     pub privacy: PrivacySettings,
+    pub tls: TlsSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert: String,
+    pub key: String,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() || !self.key.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +170,7 @@ impl Default for Settings {
             },
             reports: ReportSettings { min_group_size: 5, max_days: 366 },
             privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -187,6 +209,9 @@ impl Settings {
         }
         if self.reports.max_days == 0 {
             return Err(SettingsError("reports: max_days must be above zero".into()));
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            return Err(SettingsError("tls: set both cert and key (PEM files), or neither for plain HTTP".into()));
         }
         Ok(())
     }

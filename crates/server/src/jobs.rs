@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use steward_domain::{Granularity, Journey, Lead, Organization, Timestamp, VisitorProfile};
 use steward_export::{DatasetName, Format};
-use steward_store::{JobRecord, JobStatus, ListQuery, Target, TenantCtx};
+use steward_store::{AuditEntry, JobRecord, JobStatus, ListQuery, Target, TenantCtx};
 
 use crate::api::exports::{Exportable, run};
 use crate::api::reports;
@@ -114,7 +114,7 @@ pub async fn run_once(state: &AppState, owner: &str) -> anyhow::Result<bool> {
         DatasetName::VisitorProfiles => execute::<VisitorProfile>(state, &ctx, &mut job, &mut export, owner).await,
         DatasetName::Journeys => execute::<Journey>(state, &ctx, &mut job, &mut export, owner).await,
         DatasetName::Reports => execute_reports(state, &ctx, &mut job, &mut export, owner).await,
-        other => Err(anyhow::anyhow!("the {other} dataset cannot be exported yet")),
+        DatasetName::AuditLog => execute::<AuditEntry>(state, &ctx, &mut job, &mut export, owner).await,
     };
     let now = state.clock.now();
     export.finished_at = Some(now);

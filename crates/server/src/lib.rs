@@ -19,17 +19,44 @@ use tokio::net::TcpListener;
 pub use config::Settings;
 pub use state::{AppState, Clock, open_store};
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish: HTTPS with rustls
+/// when `tls.cert` and `tls.key` are set, else plain HTTP.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let worker = state.settings.exports.worker.then(|| jobs::spawn_worker(state.clone()));
-    let served = axum::serve(listener, app::build(state)).with_graceful_shutdown(shutdown).await;
+    let served = if state.settings.tls.enabled() {
+        serve_tls(listener, state, shutdown).await
+    } else {
+        axum::serve(listener, app::build(state)).with_graceful_shutdown(shutdown).await
+    };
     if let Some(worker) = worker {
         // An interrupted job keeps its lease until it runs out, then any node runs it again.
         worker.abort();
     }
     served
+}
+
+/// How long in-flight requests may run on after a shutdown signal under TLS.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn serve_tls(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tls = &state.settings.tls;
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("TLS certificate {} or key {} could not be used: {e}", tls.cert, tls.key))
+    })?;
+    let handle = axum_server::Handle::new();
+    let draining = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        draining.graceful_shutdown(Some(DRAIN));
+    });
+    let app = app::build(state);
+    axum_server::from_tcp_rustls(listener.into_std()?, config)?.handle(handle).serve(app.into_make_service()).await
 }

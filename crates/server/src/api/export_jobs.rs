@@ -29,8 +29,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportJobInput {
-    /// `leads`, `visitor-profiles`, `journeys`, `organizations` or `reports` (every report by
-    /// day; by default the last 30 days, at most `reports.max_days`).
+    /// `leads`, `visitor-profiles`, `journeys`, `organizations`, `reports` (every report by
+    /// day; by default the last 30 days, at most `reports.max_days`) or `audit-log`.
     pub dataset: Option<String>,
     /// `csv` (default), `json`, `ndjson` or `xlsx`.
     pub format: Option<String>,
@@ -66,13 +66,13 @@ fn view(job: &JobRecord, export: ExportJob) -> ExportJobView {
     }
 }
 
-fn read_scope(dataset: DatasetName) -> Option<Scope> {
+fn read_scope(dataset: DatasetName) -> Scope {
     match dataset {
-        DatasetName::Leads => Some(Scope::LeadsRead),
-        DatasetName::Organizations => Some(Scope::OrganizationsRead),
-        DatasetName::VisitorProfiles | DatasetName::Journeys => Some(Scope::VisitorsRead),
-        DatasetName::Reports => Some(Scope::ReportsRead),
-        DatasetName::AuditLog => None,
+        DatasetName::Leads => Scope::LeadsRead,
+        DatasetName::Organizations => Scope::OrganizationsRead,
+        DatasetName::VisitorProfiles | DatasetName::Journeys => Scope::VisitorsRead,
+        DatasetName::Reports => Scope::ReportsRead,
+        DatasetName::AuditLog => Scope::AuditRead,
     }
 }
 
@@ -103,13 +103,14 @@ pub async fn create_export_job(
     let mut errors = ValidationErrors::default();
     let dataset = match input.dataset.as_deref() {
         None => {
-            errors.add("dataset", "is required: leads, visitor-profiles, journeys, organizations or reports");
+            errors
+                .add("dataset", "is required: leads, visitor-profiles, journeys, organizations, reports or audit-log");
             None
         }
         Some(text) => {
-            let dataset = DatasetName::parse(text).filter(|d| read_scope(*d).is_some());
+            let dataset = DatasetName::parse(text);
             if dataset.is_none() {
-                errors.add("dataset", "must be leads, visitor-profiles, journeys, organizations or reports");
+                errors.add("dataset", "must be leads, visitor-profiles, journeys, organizations, reports or audit-log");
             }
             dataset
         }
@@ -146,7 +147,7 @@ pub async fn create_export_job(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    if let Some(Err(refused)) = read_scope(dataset).map(|scope| caller.require(scope)) {
+    if let Err(refused) = caller.require(read_scope(dataset)) {
         let detail = serde_json::json!({"job": true, "dataset": dataset.to_string(), "reason": refused.to_string()});
         let target = Target { kind: dataset.to_string(), count: 0, ids: Vec::new() };
         audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.refused", target, detail)).await?;

@@ -1,11 +1,13 @@
 //! The audit log through HTTP: exports and refusals are recorded with who, what and how many;
-//! the chain verifies, and names the exact entry someone changed or removed in the database.
+//! the chain verifies, and names the exact entry someone changed or removed in the database;
+//! the log itself exports in every format, entry for entry as its list answers.
 
 use serde_json::{Value, json};
 use steward_demo::DemoConfig;
-use steward_domain::{Lead, Scopes, Timestamp};
-use steward_store::{Actor, ActorKind, AuditDraft, StoreExt, Target, TenantCtx};
+use steward_domain::{IpNetwork, Lead, Scopes, Timestamp};
+use steward_store::{Actor, ActorKind, AuditDraft, AuditEntry, StoreExt, Target, TenantCtx};
 
+use crate::exports::round_trip_period;
 use crate::helpers::{TestApp, problem, spawn_app};
 
 async fn entries(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
@@ -188,4 +190,124 @@ async fn verify_names_the_entry_whose_stored_bytes_changed_or_that_was_removed()
     assert!(verdict.reason.unwrap().contains("entry 3 is missing"));
     let intact = app.store.verify_audit(&untouched).await.unwrap();
     assert!(intact.valid && intact.entries == 5 && intact.head_seq == Some(5), "{intact:?}");
+}
+
+/// Entries of every shape: by a client and by the system (no actor id), with record ids and a
+/// network, hostile text, and details that are a map, empty or null.
+fn varied_drafts(at: Timestamp) -> Vec<AuditDraft> {
+    let client = |id: &str| Actor { kind: ActorKind::Client, id: Some(id.to_string()) };
+    let ids = vec![uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+    vec![
+        AuditDraft {
+            at,
+            actor: client("=cmd|' /C calc'!A0"),
+            action: "lead.deleted".into(),
+            target: Target { kind: "leads".into(), count: 2, ids },
+            detail: json!({"reason": "-2+3, \"quoted\"\r\nsecond line", "before": {"email": "@x.fi", "tags": ["=1"]}}),
+            ip_network: Some(IpNetwork::parse("198.51.100.77").unwrap()),
+        },
+        AuditDraft {
+            at,
+            actor: Actor { kind: ActorKind::System, id: None },
+            action: "export.completed".into(),
+            target: Target { kind: "leads".into(), count: 0, ids: Vec::new() },
+            detail: json!({}),
+            ip_network: Some(IpNetwork::parse("2001:db8:1234:5678::1").unwrap()),
+        },
+        AuditDraft {
+            at,
+            actor: Actor { kind: ActorKind::Operator, id: None },
+            action: "client.revoked".into(),
+            target: Target { kind: "client".into(), count: 1, ids: Vec::new() },
+            detail: Value::Null,
+            ip_network: None,
+        },
+    ]
+}
+
+#[tokio::test]
+async fn the_audit_log_exports_in_every_format_and_as_a_job_exactly_as_the_api_lists_it() {
+    let app = spawn_app().await;
+    let ctx = app.tenant("Acme").await;
+    let (exporter, token) = token_for(&app, &ctx, &Scopes::all().to_string()).await;
+    let start = app.state.clock.now();
+    for draft in varied_drafts(start) {
+        app.store.audit(&ctx, &draft).await.unwrap();
+    }
+    // And entries the server writes: a streamed export, a refused one.
+    assert_eq!(app.get("/api/v1/exports/organizations?format=csv", &token).await.status(), 200);
+    let (_, viewer_token) = token_for(&app, &ctx, "leads:read").await;
+    problem(app.get("/api/v1/exports/leads", &viewer_token).await, 403).await;
+    // Later entries, those of the exports below included, fall outside the period exported.
+    app.state.clock.advance(time::Duration::minutes(10));
+    let end = start.checked_add(time::Duration::minutes(1)).unwrap();
+    let expected = entries(&app, &token, &format!("from={start}&to={end}")).await;
+    assert_eq!(expected.len(), 5, "{expected:?}");
+
+    let period = format!("&from={start}&to={end}");
+    let report = round_trip_period::<AuditEntry>(&app, &token, &period, &expected).await;
+    assert!(report.contains("13 columns"), "{report}");
+    // Without `from` the period starts at the oldest entry; the whole log up to `to` is these.
+    let ndjson = app.get(&format!("/api/v1/exports/audit-log?format=ndjson&to={end}"), &token).await;
+    assert_eq!(ndjson.status(), 200);
+    let lines: Vec<Value> =
+        ndjson.text().await.unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines, expected);
+
+    // An export job of the audit log holds the same entries.
+    let job = json!({"dataset": "audit-log", "format": "json", "from": start.to_string(), "to": end.to_string()});
+    let queued = app.post("/api/v1/exports", &token, &job).await;
+    assert_eq!(queued.status(), 202, "{}", queued.text().await.unwrap());
+    let location = queued.headers()["location"].to_str().unwrap().to_string();
+    let job = loop {
+        let job: Value = app.get(&location, &token).await.json().await.unwrap();
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!((job["rows_total"].as_u64(), job["rows_written"].as_u64()), (Some(5), Some(5)));
+    let file: Vec<Value> = app.get(job["file_url"].as_str().unwrap(), &token).await.json().await.unwrap();
+    assert_eq!(file, expected);
+
+    // Taking the audit log out is itself on record: each export, by whom, in which format.
+    let streamed = entries(&app, &token, &format!("action=export.streamed&from={end}")).await;
+    let formats: Vec<&str> = streamed.iter().map(|e| e["detail"]["format"].as_str().unwrap()).collect();
+    assert_eq!(formats, ["csv", "json", "ndjson", "xlsx", "ndjson"]);
+    for entry in &streamed {
+        assert_eq!(entry["actor"], json!({"kind": "client", "id": exporter}));
+        assert_eq!(entry["target"], json!({"kind": "audit-log", "count": 5}));
+        assert_eq!(entry["detail"]["completed"], true, "{entry}");
+    }
+    let completed = entries(&app, &token, &format!("action=export.completed&from={end}")).await;
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0]["actor"]["kind"], "system");
+    assert_eq!(completed[0]["target"]["kind"], "audit-log");
+    assert_eq!(completed[0]["detail"]["sha256"], job["sha256"]);
+}
+
+#[tokio::test]
+async fn exporting_the_audit_log_needs_audit_read_and_a_refusal_is_on_record() {
+    let app = spawn_app().await;
+    let ctx = app.tenant("Acme").await;
+    let (_, token) = token_for(&app, &ctx, "audit:read").await;
+    let (refused, export_only) = token_for(&app, &ctx, "export leads:read").await;
+    for format in ["csv", "xlsx"] {
+        let body =
+            problem(app.get(&format!("/api/v1/exports/audit-log?format={format}"), &export_only).await, 403).await;
+        assert!(body["detail"].as_str().unwrap().contains("audit:read"), "{body}");
+    }
+    problem(app.post("/api/v1/exports", &export_only, &json!({"dataset": "audit-log"})).await, 403).await;
+    // Audit reading without `export` is not enough either.
+    problem(app.get("/api/v1/exports/audit-log", &token).await, 403).await;
+
+    let log = entries(&app, &token, "action=export.refused").await;
+    assert_eq!(log.len(), 4);
+    for entry in &log[..3] {
+        assert_eq!(entry["actor"]["id"], refused.as_str());
+        assert_eq!(entry["target"]["kind"], "audit-log");
+        assert!(entry["detail"]["reason"].as_str().unwrap().contains("audit:read"), "{entry}");
+    }
+    assert!(log[3]["detail"]["reason"].as_str().unwrap().contains("export"), "{}", log[3]);
 }

@@ -15,4 +15,5 @@ mod organizations;
 mod problems;
 mod ratelimit;
 mod reports;
+mod tls;
 mod visitors;
