@@ -20,6 +20,15 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, size: f64) -> anyhow
     let ctx = TenantCtx::new(tenant.id);
     let (client, secret) = admin::create_client(store.as_ref(), &ctx, "Demo client", Scopes::all(), now).await?;
     let leads = store.count::<Lead>(&ctx).await?;
+    // A console owner per start, with a fresh password shown once: nothing guessable is left
+    // behind in a demo that someone forgets to stop.
+    let (password, _) = steward_server::auth::new_secret("");
+    let suffix: String = client.id.to_string().chars().rev().take(6).collect();
+    let email = format!("owner-{suffix}@demo.example");
+    let operator = steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None };
+    steward_server::console::users::create_user(store.as_ref(), &ctx, &email, "owner", &password, operator, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("the demo console user could not be created: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -28,6 +37,11 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, size: f64) -> anyhow
     println!("Steward demo is running at {base}");
     println!("  API documentation: {base}/docs");
     println!("  Tenant:            {} ({}), {leads} leads", tenant.name, tenant.id);
+    println!("Sign in to the console at {base}/console/sign-in (organisation {}):", tenant.slug);
+    println!("  email:             {email}");
+    println!("  password:          {password}");
+    println!("  The first sign-in asks you to enrol an authenticator app (TOTP) with a QR code.");
+    println!("API client (OAuth 2.0 client credentials):");
     println!("  client_id:         {}", client.id);
     println!("  client_secret:     {secret}");
     println!("Get a token and list leads:");

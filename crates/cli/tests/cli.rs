@@ -172,6 +172,24 @@ async fn the_demo_prints_a_url_and_credentials_that_list_every_lead() {
     assert!(leads > 50, "the demo seeds leads: {leads}");
     assert!(lines.iter().any(|l| l.contains("curl")), "a ready curl line");
 
+    // The printed console credentials sign in (first sign-in: on to TOTP enrolment).
+    let (email, password) = (value("email:"), value("password:"));
+    let slug = lines.iter().find_map(|l| l.split_once("(organisation ")).unwrap().1.trim_end_matches("):").to_string();
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = browser.get(format!("{url}/console/sign-in")).send().await.unwrap();
+    let seed = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = form.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let signed_in = browser
+        .post(format!("{url}/console/sign-in"))
+        .header("cookie", seed)
+        .form(&[("csrf", csrf.as_str()), ("tenant", &slug), ("email", &email), ("password", &password), ("code", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "the demo's console credentials sign in");
+    assert!(signed_in.headers()["location"].to_str().unwrap().contains("/console/mfa/enrol"));
+
     let http = reqwest::Client::new();
     let token: Value = http
         .post(format!("{url}/oauth/token"))
