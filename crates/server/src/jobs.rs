@@ -130,10 +130,7 @@ pub async fn run_once(state: &AppState, owner: &str) -> anyhow::Result<bool> {
         }
     }
     job.data = serde_json::to_value(&export)?;
-    if !state.store.save_job(&job, owner, now).await? {
-        tracing::warn!(job.id = %job.id, "export job was taken over by another worker; result dropped");
-        return Ok(true);
-    }
+    // On record before the job shows its outcome: whoever sees it finished finds the entry.
     let (action, count) = match job.status {
         JobStatus::Succeeded => ("export.completed", export.rows_written),
         _ => ("export.failed", 0),
@@ -145,6 +142,9 @@ pub async fn run_once(state: &AppState, owner: &str) -> anyhow::Result<bool> {
     });
     let target = Target { kind: export.dataset.to_string(), count, ids: vec![job.id] };
     crate::api::audit::record(state, &ctx, crate::api::audit::by_system(state, action, target, detail)).await?;
+    if !state.store.save_job(&job, owner, now).await? {
+        tracing::warn!(job.id = %job.id, "export job was taken over by another worker; result dropped");
+    }
     Ok(true)
 }
 

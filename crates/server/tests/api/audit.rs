@@ -238,7 +238,10 @@ async fn the_audit_log_exports_in_every_format_and_as_a_job_exactly_as_the_api_l
         app.store.audit(&ctx, &draft).await.unwrap();
     }
     // And entries the server writes: a streamed export, a refused one.
-    assert_eq!(app.get("/api/v1/exports/organizations?format=csv", &token).await.status(), 200);
+    // Read to the end: a streamed export is audited once its last byte is written.
+    let streamed = app.get("/api/v1/exports/organizations?format=csv", &token).await;
+    assert_eq!(streamed.status(), 200);
+    assert!(streamed.text().await.unwrap().starts_with("id,"));
     let (_, viewer_token) = token_for(&app, &ctx, "leads:read").await;
     problem(app.get("/api/v1/exports/leads", &viewer_token).await, 403).await;
     // Later entries, those of the exports below included, fall outside the period exported.
