@@ -357,6 +357,9 @@ pub struct Caller {
     pub ctx: TenantCtx,
     pub client_id: ClientId,
     pub scopes: Scopes,
+    /// The peer's network, masked like every stored address (for the audit log). Behind a
+    /// proxy this is the proxy's network until trusted proxies are configured.
+    pub ip_network: Option<steward_domain::IpNetwork>,
 }
 
 impl Caller {
@@ -404,8 +407,18 @@ impl FromRequestParts<AppState> for Caller {
         if record.expires_at <= state.clock.now() {
             return Err(invalid_token("the token has expired"));
         }
-        let caller =
-            Caller { ctx: TenantCtx::new(record.tenant_id), client_id: record.client_id, scopes: record.scopes };
+        let privacy = &state.settings.privacy;
+        let policy = steward_domain::MaskPolicy::new(privacy.ipv4_prefix, privacy.ipv6_prefix).unwrap_or_default();
+        let ip_network = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| steward_domain::IpNetwork::mask_with(info.0.ip(), policy));
+        let caller = Caller {
+            ctx: TenantCtx::new(record.tenant_id),
+            client_id: record.client_id,
+            scopes: record.scopes,
+            ip_network,
+        };
         let budget = state.limiter.check(caller.client_id);
         if let Some(slot) = parts.extensions.get::<BudgetSlot>() {
             slot.set(budget.unwrap_or_else(|refusal| refusal));

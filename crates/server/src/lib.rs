@@ -30,7 +30,8 @@ pub async fn serve(
     let served = if state.settings.tls.enabled() {
         serve_tls(listener, state, shutdown).await
     } else {
-        axum::serve(listener, app::build(state)).with_graceful_shutdown(shutdown).await
+        let app = app::build(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
     };
     if let Some(worker) = worker {
         // An interrupted job keeps its lease until it runs out, then any node runs it again.
@@ -58,5 +59,8 @@ async fn serve_tls(
         draining.graceful_shutdown(Some(DRAIN));
     });
     let app = app::build(state);
-    axum_server::from_tcp_rustls(listener.into_std()?, config)?.handle(handle).serve(app.into_make_service()).await
+    axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .await
 }

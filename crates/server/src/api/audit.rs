@@ -41,7 +41,7 @@ pub fn by_client(
         action: action.to_string(),
         target,
         detail,
-        ip_network: None,
+        ip_network: caller.ip_network,
     }
 }
 

@@ -88,6 +88,7 @@ async fn exports_and_refused_exports_are_audited_and_the_chain_verifies() {
     assert_eq!(streamed["detail"]["format"], "csv");
     assert_eq!(streamed["detail"]["rows"], 30);
     assert_eq!(streamed["detail"]["completed"], true);
+    assert_eq!(streamed["ip_network"], "127.0.0.0/24", "the caller's network, masked");
     let completed = &log[2];
     assert_eq!(completed["actor"], json!({"kind": "system", "id": null}));
     assert_eq!(completed["detail"]["rows"], 30);
