@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Uri;
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use steward_domain::{Scope, Timestamp};
 use steward_store::{Actor, ActorKind, AuditDraft, AuditEntry, AuditQuery, StoreExt, Target, TenantCtx, Verification};
 
-use super::common::Page;
+use super::common::{Page, page_response, parse_limit};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -80,14 +80,7 @@ fn query_from(pairs: &BTreeMap<String, String>) -> Result<AuditQuery, ApiError> 
             .map(|text| Timestamp::parse(text).map_err(|e| ApiError::bad_query(field, e.to_string())))
             .transpose()
     };
-    let limit = match pairs.get("limit") {
-        None => 100,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::bad_query("limit", "must be a whole number from 1 to 1000"))?,
-    };
+    let limit = parse_limit(pairs.get("limit").map(String::as_str))?;
     let actor_kind = pairs
         .get("actor_kind")
         .map(|text| {
@@ -133,27 +126,13 @@ fn query_from(pairs: &BTreeMap<String, String>) -> Result<AuditQuery, ApiError> 
 )]
 pub async fn list_audit_log(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
     caller.require(Scope::AuditRead)?;
-    let mut pairs: BTreeMap<String, String> =
+    let pairs: BTreeMap<String, String> =
         url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
     let mut query = query_from(&pairs)?;
-    let limit = query.limit as usize;
+    let limit = query.limit;
     query.limit += 1;
-    let mut data = state.store.audit_entries(&caller.ctx, &query).await?;
-    let next_cursor = if data.len() > limit {
-        data.truncate(limit);
-        data.last().map(|last| cursor(last.seq))
-    } else {
-        None
-    };
-    let mut response = Json(Page { data, next_cursor: next_cursor.clone() }).into_response();
-    if let Some(next) = next_cursor {
-        pairs.insert("cursor".into(), next);
-        let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
-        if let Ok(value) = HeaderValue::from_str(&format!("<{}?{query}>; rel=\"next\"", uri.path())) {
-            response.headers_mut().insert(header::LINK, value);
-        }
-    }
-    Ok(response)
+    let data = state.store.audit_entries(&caller.ctx, &query).await?;
+    Ok(page_response(data, limit, |last| cursor(last.seq), pairs, &uri))
 }
 
 /// Walks the whole chain: `valid` is false and `broken_seq` names the first entry changed,

@@ -122,14 +122,7 @@ impl ListParams {
     }
 
     pub fn to_query(&self) -> Result<ListQuery, ApiError> {
-        let limit = match &self.limit {
-            None => 100,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| ApiError::bad_query("limit", "must be a whole number from 1 to 1000"))?,
-        };
+        let limit = parse_limit(self.limit.as_deref())?;
         let time = |field: &str, value: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
             value
                 .as_deref()
@@ -223,7 +216,7 @@ pub async fn list_records<R: Record + Serialize>(
 ) -> Result<Response, ApiError> {
     caller.require(scope)?;
     let names: Vec<&str> = lookups.iter().map(|(name, _)| *name).collect();
-    let (params, mut pairs) = ListParams::from_uri(&uri, &names)?;
+    let (params, pairs) = ListParams::from_uri(&uri, &names)?;
     let mut query = params.to_query()?;
     for (name, lookup) in lookups {
         if let Some(value) = pairs.get(*name) {
@@ -233,10 +226,23 @@ pub async fn list_records<R: Record + Serialize>(
     }
     let limit = query.limit;
     query.limit = limit + 1;
-    let mut data: Vec<R> = state.store.list(&caller.ctx, &query).await?;
+    let data: Vec<R> = state.store.list(&caller.ctx, &query).await?;
+    Ok(page_response(data, limit, |last| encode_cursor(last.key()), pairs, &uri))
+}
+
+/// A page from `data` read with one row more than `limit`: the extra row says a next page
+/// exists, whose cursor (from the page's last row) goes into `next_cursor` and a `Link` header
+/// repeating the request's other parameters.
+pub fn page_response<T: Serialize>(
+    mut data: Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+    mut pairs: BTreeMap<String, String>,
+    uri: &Uri,
+) -> Response {
     let next_cursor = if data.len() > limit as usize {
         data.truncate(limit as usize);
-        data.last().map(|last| encode_cursor(last.key()))
+        data.last().map(cursor_of)
     } else {
         None
     };
@@ -249,7 +255,19 @@ pub async fn list_records<R: Record + Serialize>(
             response.headers_mut().insert(header::LINK, value);
         }
     }
-    Ok(response)
+    response
+}
+
+/// `limit`: 1 to 1000, 100 when absent.
+pub fn parse_limit(text: Option<&str>) -> Result<u32, ApiError> {
+    match text {
+        None => Ok(100),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_query("limit", "must be a whole number from 1 to 1000")),
+    }
 }
 
 pub async fn create<R: Resource + Serialize>(

@@ -389,7 +389,8 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
     let ctx = caller.ctx;
     check_limits::<R>(&state, &ctx, &request).await?;
     tracing::info!(dataset = %R::NAME, format = %request.format, "export started");
-    let filename = format!("{}-{}.{}", R::NAME, state.clock.now().as_datetime().date(), request.format.as_str());
+    let format = request.format;
+    let filename = format!("{}-{}.{}", R::NAME, state.clock.now().as_datetime().date(), format.as_str());
     let body = if request.format.streams() {
         let (chunks, receiver) = mpsc::channel::<std::io::Result<Bytes>>(8);
         tokio::spawn(async move {
@@ -414,19 +415,19 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
         tokio::io::AsyncSeekExt::rewind(&mut file).await.map_err(|e| ApiError::Internal(e.into()))?;
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, CHUNK))
     };
+    Ok(attachment(body, format, &filename))
+}
+
+/// An export as a download: the format's media type, the file name, never cached.
+pub(crate) fn attachment(body: Body, format: Format, filename: &str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(request_media_type(&filename)));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-fn request_media_type(filename: &str) -> &'static str {
-    let extension = filename.rsplit('.').next().unwrap_or_default();
-    Format::parse(extension).unwrap_or(Format::Csv).media_type()
+    response
 }
 
 /// Refuses a streamed export past the configured period or size, saying what to do instead.

@@ -12,8 +12,8 @@ use std::io::Write;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, Uri};
+use axum::response::Response;
 use serde::Serialize;
 use steward_domain::report::{ReportBuilder, ReportOutput};
 use steward_domain::{
@@ -300,14 +300,8 @@ pub async fn stream(state: AppState, caller: Caller, request: ExportRequest) -> 
         .map_err(|e| ApiError::Internal(e.into()))?;
     tracing::info!(dataset = "reports", format = %format, "export written");
     let filename = format!("reports-{}.{}", now.as_datetime().date(), format.as_str());
-    let mut response = Body::from(bytes).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("steward-suppressed-groups", HeaderValue::from(suppressed));
+    let mut response = super::exports::attachment(Body::from(bytes), format, &filename);
+    response.headers_mut().insert("steward-suppressed-groups", HeaderValue::from(suppressed));
     Ok(response)
 }
 
