@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+
+mod collect;
 use serde_json::json;
 use steward_domain::{Lead, Scopes, Timestamp};
 use steward_export::{Format, Writer};
@@ -41,6 +43,30 @@ enum Command {
         format: String,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Posts batches of `--batch` events to `/collect` from `--connections` clients for
+    /// `--seconds`; prints events/s and latency percentiles.
+    CollectLoad {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        site_key: String,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+        #[arg(long, default_value_t = 200)]
+        visitors_per_connection: usize,
+    },
+    /// Inserts `--rows` event rows as collection stores them into a fresh SQLite database in
+    /// `--data-dir`, one prepared statement in transactions of 10,000: the baseline.
+    CollectRaw {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        rows: usize,
     },
 }
 
@@ -103,6 +129,11 @@ async fn main() -> anyhow::Result<()> {
             let seconds = started.elapsed().as_secs_f64();
             println!("{}", json!({"rows": count, "seconds": seconds, "rows_per_s": count as f64 / seconds}));
         }
+        Command::CollectLoad { url, site_key, seconds, connections, batch, visitors_per_connection } => {
+            let load = collect::Load { url, site_key, seconds, connections, batch, visitors_per_connection };
+            println!("{}", collect::load(load).await?);
+        }
+        Command::CollectRaw { data_dir, rows } => println!("{}", collect::raw(data_dir, rows).await?),
     }
     Ok(())
 }

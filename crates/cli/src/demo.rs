@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use steward_domain::tenant::CollectionSettings;
 use steward_domain::{Lead, Scopes, Tenant, Timestamp};
 use steward_server::{AppState, Settings, admin};
 use steward_store::{Store, StoreExt, TenantCtx};
@@ -59,7 +60,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, size: f64) -> anyhow
 async fn seed(store: &dyn Store, size: f64, now: Timestamp) -> anyhow::Result<Tenant> {
     let tenant = admin::create_tenant(store, DEMO_TENANT, now).await?;
     let ctx = TenantCtx::new(tenant.id);
-    admin::add_site(store, &ctx, "www.demo-oy.example", now).await?;
+    admin::add_site(store, &ctx, "www.demo-oy.example", CollectionSettings::default(), now).await?;
     let config = steward_demo::DemoConfig::demo(now).scaled(size);
     let data = steward_demo::generate(&config);
     for chunk in data.organizations.chunks(BATCH) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
+use steward_domain::tenant::CollectionSettings;
 use steward_domain::{Scopes, Timestamp};
 use steward_server::config::{DEFAULT_TOML, LogFormat};
 use steward_server::{AppState, Settings, admin, console, open_store};
@@ -131,6 +132,12 @@ enum SiteCommand {
         tenant: String,
         #[arg(long)]
         domain: String,
+        /// Keep nothing in visitors' browsers: a visitor is recognised for one day at most.
+        #[arg(long)]
+        cookieless: bool,
+        /// Track nobody whose browser sends Global Privacy Control or Do-Not-Track.
+        #[arg(long)]
+        honour_gpc: bool,
         #[arg(long)]
         json: bool,
     },
@@ -315,12 +322,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emit(json, value, human);
             Ok(())
         }
-        Command::Site(SiteCommand::Add { tenant, domain, json }) => {
+        Command::Site(SiteCommand::Add { tenant, domain, cookieless, honour_gpc, json }) => {
             let store = store(&settings(&cli.global, None)?).await?;
             let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
-            let site = admin::add_site(store.as_ref(), &ctx, &domain, now).await?;
+            let collection = CollectionSettings { cookieless, honour_gpc };
+            let site = admin::add_site(store.as_ref(), &ctx, &domain, collection, now).await?;
             let human = format!("added {} with site key {}", site.domain.as_str(), site.site_key.as_str());
-            emit(json, json!({"id": site.id, "site_key": site.site_key, "domain": site.domain}), human);
+            let value = json!({"id": site.id, "site_key": site.site_key, "domain": site.domain,
+                "cookieless": cookieless, "honour_gpc": honour_gpc});
+            emit(json, value, human);
             Ok(())
         }
         Command::Client(ClientCommand::Create { tenant, scopes, name, json }) => {

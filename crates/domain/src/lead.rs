@@ -234,6 +234,8 @@ pub struct LeadInput {
     /// The visitor's address; only its /24 or /48 network is kept.
     pub ip_address: Option<String>,
     pub consent: Option<ConsentInput>,
+    /// The visitor profile, i.e. the tracker's visitor id (`visitor_id` is accepted too).
+    #[serde(alias = "visitor_id")]
     pub visitor_profile_id: Option<String>,
     pub organization_id: Option<String>,
 }

@@ -5,9 +5,11 @@
 
 pub mod client;
 pub mod email;
+pub mod freemail;
 pub mod geo;
 pub mod id;
 pub mod ip;
+pub mod journey;
 pub mod lead;
 pub mod organization;
 pub mod patch;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::email::Email;
 use crate::geo::CountryCode;
 use crate::id::{LeadId, OrganizationId};
+use crate::lead::Lead;
 use crate::phone::Phone;
 use crate::tenant::Domain;
 use crate::text::{self, nonblank};
@@ -180,6 +181,55 @@ impl OrganizationInput {
 }
 
 impl Organization {
+    /// An organization known only by the domain of a lead's work email: named after the
+    /// company the lead gave, or else after the domain, until someone fills in the rest.
+    pub fn from_email_domain(domain: Domain, company_name: Option<&str>, now: Timestamp) -> Self {
+        let name = company_name.map(str::to_string).unwrap_or_else(|| domain.as_str().to_string());
+        Self {
+            id: OrganizationId::new(),
+            name,
+            website_url: WebUrl::parse(&format!("https://{}/", domain.as_str())).ok(),
+            domain: Some(domain),
+            business_id: None,
+            vat_id: None,
+            industry: None,
+            employee_range: None,
+            address: Address::default(),
+            phone: None,
+            email: None,
+            linkedin_url: None,
+            tags: Vec::new(),
+            first_visit_at: None,
+            last_visit_at: None,
+            visit_count: 0,
+            visitor_count: 0,
+            contacts: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Adds a lead as a contact (once) and counts a newly linked visitor's visits.
+    pub fn add_contact(&mut self, lead: &Lead, new_visitor: Option<(u64, Timestamp, Timestamp)>, now: Timestamp) {
+        if !self.contacts.iter().any(|contact| contact.lead_id == lead.id) {
+            self.contacts.push(Contact { lead_id: lead.id, role: lead.job_title.clone() });
+        }
+        if let Some((visits, first, last)) = new_visitor {
+            self.visitor_count = self.visitor_count.saturating_add(1);
+            self.visit_count = self.visit_count.saturating_add(visits);
+            self.first_visit_at = Some(self.first_visit_at.map_or(first, |known| known.min(first)));
+            self.last_visit_at = Some(self.last_visit_at.map_or(last, |known| known.max(last)));
+        }
+        self.updated_at = now;
+    }
+
+    /// Counts visits of a visitor already linked to this organization.
+    pub fn count_visits(&mut self, visits: u64, last: Timestamp, now: Timestamp) {
+        self.visit_count = self.visit_count.saturating_add(visits);
+        self.last_visit_at = Some(self.last_visit_at.map_or(last, |known| known.max(last)));
+        self.updated_at = now;
+    }
+
     pub fn visit_stats(&self) -> VisitStats {
         VisitStats {
             first_visit_at: self.first_visit_at,

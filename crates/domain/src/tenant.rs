@@ -178,6 +178,17 @@ pub struct Site {
     pub domain: Domain,
     pub site_key: SiteKey,
     pub created_at: Timestamp,
+    pub collection: CollectionSettings,
+}
+
+/// How the tracker collects on a site; the tenant (controller) decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CollectionSettings {
+    /// No identifier is kept in the browser: the visitor id is a hash of the day's salt, the
+    /// site, the address and the user agent, so a visitor is recognised for one day at most.
+    pub cookieless: bool,
+    /// Browsers that send Global Privacy Control or Do-Not-Track are not tracked at all.
+    pub honour_gpc: bool,
 }
 
 #[cfg(test)]

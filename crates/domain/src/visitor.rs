@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::geo::Location;
 use crate::id::{EventId, LeadId, OrganizationId, SessionId, VisitorId};
 use crate::ip::IpNetwork;
+use crate::lead::Lead;
 use crate::time::Timestamp;
 use crate::touch::{Touch, Utm};
 use crate::weburl::WebUrl;
@@ -67,6 +68,41 @@ pub struct VisitorProfile {
     pub ip_network: Option<IpNetwork>,
     pub devices: Vec<DeviceCount>,
     pub top_pages: Vec<PageCount>,
+}
+
+impl VisitorProfile {
+    /// Links a captured lead and this visitor both ways: the profile becomes identified and
+    /// lists the lead; the lead gets the visitor, the visitor's first and last touch and last
+    /// known place where it brought none of its own, and the visitor's organization unless it
+    /// names one itself.
+    pub fn identify(&mut self, lead: &mut Lead) {
+        lead.visitor_profile_id = Some(self.id);
+        if lead.first_touch.is_none() {
+            lead.first_touch = self.first_touch.clone();
+        }
+        if lead.last_touch.is_none() {
+            lead.last_touch = self.last_touch.clone();
+        }
+        if lead.location == Location::default() {
+            lead.location = self.last_location.clone();
+        }
+        if lead.ip_network.is_none() {
+            lead.ip_network = self.ip_network;
+        }
+        if lead.organization_id.is_none() {
+            lead.organization_id = self.organization_id;
+        }
+        self.identified = true;
+        if !self.lead_ids.contains(&lead.id) {
+            self.lead_ids.push(lead.id);
+        }
+        if self.contact_id.is_none() {
+            self.contact_id = lead.contact_id.clone();
+        }
+        if self.organization_id.is_none() {
+            self.organization_id = lead.organization_id;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

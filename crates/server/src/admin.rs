@@ -2,7 +2,7 @@
 //! API: tenants, sites and API clients.
 
 use rand::RngExt;
-use steward_domain::tenant::Domain;
+use steward_domain::tenant::{CollectionSettings, Domain};
 use steward_domain::{ApiClient, ClientId, Scopes, Site, SiteId, SiteKey, Tenant, Timestamp};
 use steward_store::{Store, StoreError, TenantCtx};
 
@@ -35,7 +35,13 @@ pub async fn tenant_ctx(store: &dyn Store, id: &str) -> Result<TenantCtx, AdminE
     }
 }
 
-pub async fn add_site(store: &dyn Store, ctx: &TenantCtx, domain: &str, now: Timestamp) -> Result<Site, AdminError> {
+pub async fn add_site(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    domain: &str,
+    collection: CollectionSettings,
+    now: Timestamp,
+) -> Result<Site, AdminError> {
     let domain = Domain::parse(domain).map_err(|e| AdminError::Invalid(format!("domain {domain:?} {e}")))?;
     let site = Site {
         id: SiteId::new(),
@@ -43,6 +49,7 @@ pub async fn add_site(store: &dyn Store, ctx: &TenantCtx, domain: &str, now: Tim
         domain,
         site_key: SiteKey::from_random(rand::rng().random()),
         created_at: now,
+        collection,
     };
     store.add_site(ctx, &site).await?;
     Ok(site)

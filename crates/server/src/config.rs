@@ -72,6 +72,28 @@ max_days = 366
 cert = ""
 key = ""
 
+[collect]
+# Website event collection (the tracker's POST /collect).
+# Largest body of one collection request, in bytes.
+max_body_bytes = 65536
+# Most events one collection request may carry.
+max_events = 500
+# Reverse proxies and load balancers in front of Steward, as addresses or CIDR networks (e.g.
+# ["10.0.0.0/8", "2001:db8:1::/48"]). Only when the connecting peer is one of these are its
+# Forwarded / X-Forwarded-For headers read, taking the right-most address that is not itself a
+# trusted proxy; otherwise the peer's own address is the visitor's. Set this list here: as an
+# environment variable it is STEWARD_COLLECT__TRUSTED_PROXIES='["10.0.0.0/8", "192.0.2.1"]'
+# (brackets and quotes as shown).
+trusted_proxies = []
+# A header in which a trusted proxy or CDN states the visitor's country as an ISO 3166-1 code
+# (e.g. "CF-IPCountry" behind Cloudflare). Read only from trusted proxies; empty: not used.
+country_header = ""
+# A MaxMind-format country or city database (.mmdb, e.g. GeoLite2-City.mmdb), read into memory
+# at start, giving country, region and city. Empty: no lookup; the country header alone, if any.
+geoip_database = ""
+# Events older than this many hours (by the tracker's timestamp) are refused.
+max_event_age_hours = 24
+
 [privacy]
 # How much of a visitor's IP address is kept. These can only be made coarser (smaller), never
 # finer than /24 and /48.
@@ -96,6 +118,7 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub privacy: PrivacySettings,
     pub tls: TlsSettings,
+    pub collect: CollectSettings,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +166,34 @@ pub struct ReportSettings {
     pub max_days: u32,
 }
 
+/// Public event collection: limits, and how the visitor's address and country are found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectSettings {
+    pub max_body_bytes: usize,
+    pub max_events: usize,
+    /// Addresses or CIDR networks whose forwarding headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Empty: no country header is read.
+    pub country_header: String,
+    /// Path of a MaxMind-format `.mmdb`; empty: no lookup.
+    pub geoip_database: String,
+    pub max_event_age_hours: u32,
+}
+
+impl Default for CollectSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 65_536,
+            max_events: 500,
+            trusted_proxies: Vec::new(),
+            country_header: String::new(),
+            geoip_database: String::new(),
+            max_event_age_hours: 24,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacySettings {
@@ -171,6 +222,7 @@ impl Default for Settings {
             reports: ReportSettings { min_group_size: 5, max_days: 366 },
             privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
             tls: TlsSettings::default(),
+            collect: CollectSettings::default(),
         }
     }
 }
@@ -212,6 +264,20 @@ impl Settings {
         }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(SettingsError("tls: set both cert and key (PEM files), or neither for plain HTTP".into()));
+        }
+        for entry in &self.collect.trusted_proxies {
+            if crate::collect::edge::parse_trusted_proxy(entry).is_none() {
+                return Err(SettingsError(format!(
+                    "collect: trusted_proxies entry {entry:?} is not an IP address or CIDR network (e.g. \"10.0.0.0/8\")"
+                )));
+            }
+        }
+        let header = self.collect.country_header.trim();
+        if !header.is_empty() && axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            return Err(SettingsError(format!("collect: country_header {header:?} is not a valid HTTP header name")));
+        }
+        if self.collect.max_events == 0 || self.collect.max_body_bytes == 0 {
+            return Err(SettingsError("collect: max_events and max_body_bytes must be above zero".into()));
         }
         Ok(())
     }
@@ -312,6 +378,31 @@ mod tests {
         let mut settings = Settings::default();
         settings.privacy.ipv4_prefix = 32;
         assert!(settings.check().is_err());
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_is_not_an_address_is_refused_by_name() {
+        let mut settings = Settings::default();
+        settings.collect.trusted_proxies = vec!["10.0.0.0/8".into(), "2001:db8::1".into(), "10.0.0.0/33".into()];
+        let error = settings.check().unwrap_err().to_string();
+        assert!(error.contains("\"10.0.0.0/33\""), "{error}");
+        settings.collect.trusted_proxies.pop();
+        assert!(settings.check().is_ok());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own Jail signature
+    fn trusted_proxies_can_be_set_as_a_bracketed_list_in_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STEWARD_COLLECT__TRUSTED_PROXIES", r#"["10.0.0.0/8", "2001:db8::/32"]"#);
+            jail.set_env("STEWARD_COLLECT__COUNTRY_HEADER", "CF-IPCountry");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.collect.trusted_proxies, ["10.0.0.0/8", "2001:db8::/32"]);
+            assert_eq!(settings.collect.country_header, "CF-IPCountry");
+            let unknown = Settings::unknown_environment_variables();
+            assert!(!unknown.iter().any(|name| name.starts_with("STEWARD_COLLECT__")), "{unknown:?}");
+            Ok(())
+        });
     }
 
     #[test]

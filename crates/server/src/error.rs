@@ -77,6 +77,9 @@ pub enum ApiError {
     RateLimited { detail: String, retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A request body past its limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -113,6 +116,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -199,7 +203,8 @@ impl IntoResponse for ApiError {
             | Self::ExportTooLarge(detail)
             | Self::UnsupportedMediaType(detail)
             | Self::Gone(detail)
-            | Self::Unavailable(detail) => (detail, Vec::new(), None),
+            | Self::Unavailable(detail)
+            | Self::PayloadTooLarge(detail) => (detail, Vec::new(), None),
         };
         let problem = Problem {
             kind: format!("/problems/{kind}"),

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod collect;
 pub mod config;
 pub mod console;
 pub mod error;

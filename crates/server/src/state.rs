@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use steward_domain::Timestamp;
 use steward_store::{MasterKey, Store, StoreError, Vault, VaultError};
 
+use crate::collect::SiteCache;
+use crate::collect::edge::Edge;
+use crate::collect::pipeline::Collector;
 use crate::config::Settings;
 use crate::files::{FileStore, LocalFiles};
 use crate::ratelimit::Limiter;
@@ -18,6 +21,10 @@ pub struct AppState {
     pub clock: Clock,
     pub limiter: Limiter,
     pub files: Arc<dyn FileStore>,
+    /// The writer of collected journeys and captured leads.
+    pub collector: Collector,
+    pub edge: Arc<Edge>,
+    pub sites: Arc<SiteCache>,
 }
 
 impl AppState {
@@ -29,7 +36,18 @@ impl AppState {
     pub fn with_clock(store: Arc<dyn Store>, settings: Settings, clock: Clock) -> Self {
         let limiter = Limiter::new(settings.api.rate_limit_per_minute, clock.clone());
         let files = Arc::new(LocalFiles::new(settings.files_dir()));
-        Self { store, settings: Arc::new(settings), clock, limiter, files }
+        let collector = Collector::new(store.clone(), clock.clone());
+        let edge = Arc::new(Edge::new(&settings.collect).unwrap_or_else(|error| {
+            // `steward serve` checks this before it gets here; a library user is told instead.
+            tracing::error!(error = %error, "collection runs without GeoIP");
+            let without_geoip =
+                crate::config::CollectSettings { geoip_database: String::new(), ..settings.collect.clone() };
+            Edge::new(&without_geoip).unwrap_or_else(|_| {
+                #[allow(clippy::expect_used)]
+                Edge::new(&crate::config::CollectSettings::default()).expect("the default settings name no file")
+            })
+        }));
+        Self { store, settings: Arc::new(settings), clock, limiter, files, collector, edge, sites: Arc::default() }
     }
 }
 

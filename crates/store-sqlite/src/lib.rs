@@ -9,12 +9,13 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use steward_domain::{
-    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp, tenant::Domain,
+    AccessToken, ApiClient, ClientId, Scopes, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp,
+    tenant::{CollectionSettings, Domain},
 };
 use steward_store::sql::{self, Dialect, Statement};
 use steward_store::{
-    AuditQuery, AuditRow, Doc, DocKind, DocRow, JobRecord, JobStatus, ListQuery, Store, StoreError, StoreResult,
-    TenantCtx, Value, Vault,
+    AuditQuery, AuditRow, Doc, DocKind, DocRow, DocWrite, JobRecord, JobStatus, ListQuery, Store, StoreError,
+    StoreResult, TenantCtx, Value, Vault,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -140,6 +141,10 @@ fn read_site(row: &SqliteRow) -> StoreResult<Site> {
         domain: Domain::parse(&text(row, "domain")?).map_err(corrupt)?,
         site_key: SiteKey::parse(&text(row, "site_key")?).ok_or_else(|| corrupt("bad site key"))?,
         created_at: time(row, "created_at")?,
+        collection: CollectionSettings {
+            cookieless: row.try_get::<i64, _>("cookieless").map_err(StoreError::backend)? != 0,
+            honour_gpc: row.try_get::<i64, _>("honour_gpc").map_err(StoreError::backend)? != 0,
+        },
     })
 }
 
@@ -249,12 +254,16 @@ impl Store for SqliteStore {
     }
 
     async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()> {
-        sqlx::query("INSERT INTO sites (tenant_id, id, domain, site_key, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO sites (tenant_id, id, domain, site_key, created_at, cookieless, honour_gpc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
             .bind(id_bytes(ctx.tenant_id().as_uuid()))
             .bind(id_bytes(site.id.as_uuid()))
             .bind(site.domain.as_str())
             .bind(site.site_key.as_str())
             .bind(site.created_at.unix_micros())
+            .bind(site.collection.cookieless)
+            .bind(site.collection.honour_gpc)
             .execute(&self.pool)
             .await
             .map_err(map_error("domain"))?;
@@ -413,6 +422,17 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(StoreError::backend)
     }
 
+    async fn write_docs(&self, writes: &[DocWrite]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        for (statement, must_change) in sql::write_docs(Dialect::Sqlite, writes) {
+            let result = bind(&statement).execute(&mut *tx).await.map_err(map_error("id"))?;
+            if must_change && result.rows_affected() == 0 {
+                return Err(StoreError::MissingReference { field: "id" });
+            }
+        }
+        tx.commit().await.map_err(StoreError::backend)
+    }
+
     async fn get_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<Option<Doc>> {
         Ok(self.fetch_docs(sql::get_doc(Dialect::Sqlite, ctx, kind, id)).await?.pop())
     }
@@ -463,6 +483,28 @@ impl Store for SqliteStore {
         let statement = sql::list_audit(Dialect::Sqlite, ctx, query, newest);
         let rows = bind(&statement).fetch_all(&self.pool).await.map_err(StoreError::backend)?;
         rows.iter().map(read_audit).collect()
+    }
+
+    async fn daily_salt(&self, day: i64, candidate: [u8; 32]) -> StoreResult<[u8; 32]> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        sqlx::query("DELETE FROM collect_salts WHERE day < ?")
+            .bind(day - 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        sqlx::query("INSERT INTO collect_salts (day, salt) VALUES (?, ?) ON CONFLICT (day) DO NOTHING")
+            .bind(day)
+            .bind(candidate.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        let salt: Vec<u8> = sqlx::query_scalar("SELECT salt FROM collect_salts WHERE day = ?")
+            .bind(day)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        tx.commit().await.map_err(StoreError::backend)?;
+        salt.try_into().map_err(|_| corrupt("a stored salt is not 32 bytes"))
     }
 
     async fn create_job(&self, ctx: &TenantCtx, job: &JobRecord) -> StoreResult<()> {

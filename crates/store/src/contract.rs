@@ -36,6 +36,8 @@ macro_rules! contract_suite {
             a_scan_reads_the_whole_window_in_id_order_and_stops_when_asked,
             jobs_are_claimed_once_and_again_when_their_lease_ends,
             update_replaces_and_delete_removes,
+            a_batch_of_writes_applies_whole_or_not_at_all,
+            a_day_has_one_salt_and_old_salts_are_deleted,
             another_tenant_sees_nothing,
             bodies_are_sealed_and_bound_to_their_row,
             a_destroyed_tenant_key_makes_its_records_unreadable,
@@ -115,6 +117,7 @@ pub async fn sites_belong_to_one_tenant_and_are_found_by_key(store: &dyn Store) 
         domain: steward_domain::tenant::Domain::parse("www.example.fi").unwrap(),
         site_key: SiteKey::from_random(*Uuid::now_v7().as_bytes()),
         created_at: Timestamp::now(),
+        collection: steward_domain::tenant::CollectionSettings { cookieless: true, honour_gpc: false },
     };
     store.add_site(&a, &site).await.unwrap();
     assert_eq!(store.list_sites(&a).await.unwrap(), vec![site.clone()]);
@@ -511,6 +514,59 @@ pub async fn update_replaces_and_delete_removes(store: &dyn Store) {
     assert_eq!(store.get::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(), None);
     assert!(!store.delete::<Lead>(&ctx, lead.id.into_uuid()).await.unwrap(), "second delete finds nothing");
     assert!(!store.update(&ctx, &lead).await.unwrap(), "update of a deleted row changes nothing");
+}
+
+pub async fn a_batch_of_writes_applies_whole_or_not_at_all(store: &dyn Store) {
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let (keys_a, keys_b) = (store.keys(&a).unwrap(), store.keys(&b).unwrap());
+    let mut kept = lead(1);
+    let gone = organization("Poistuva Oy");
+    store.insert(&a, std::slice::from_ref(&kept)).await.unwrap();
+    store.insert(&a, std::slice::from_ref(&gone)).await.unwrap();
+
+    let mut batch = crate::Batch::default();
+    let fresh: Vec<Lead> = (2..5).map(lead).collect();
+    batch.insert(&a, &keys_a, &fresh[0]).unwrap();
+    batch.insert(&a, &keys_a, &fresh[1]).unwrap();
+    batch.insert(&b, &keys_b, &fresh[2]).unwrap();
+    kept.first_name = Some("Muutettu".into());
+    kept.created_at = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+    batch.update(&a, &keys_a, &kept).unwrap();
+    batch.delete(&a, DocKind::Organization, gone.id.into_uuid());
+    store.write_docs(batch.writes()).await.unwrap();
+    assert_eq!(store.get::<Lead>(&a, kept.id.into_uuid()).await.unwrap(), Some(kept.clone()));
+    let window =
+        ListQuery { created_to: Some(Timestamp::parse("2021-01-01T00:00:00Z").unwrap()), ..ListQuery::default() };
+    assert_eq!(store.list::<Lead>(&a, &window).await.unwrap(), vec![kept.clone()], "an update moves created_at too");
+    assert_eq!(store.count::<Lead>(&a).await.unwrap(), 3);
+    assert_eq!(store.get::<Lead>(&b, fresh[2].id.into_uuid()).await.unwrap(), Some(fresh[2].clone()));
+    assert_eq!(store.get::<Organization>(&a, gone.id.into_uuid()).await.unwrap(), None);
+
+    // An update of a row that is not there (here: another tenant's) undoes the whole batch.
+    let mut failing = crate::Batch::default();
+    let late = lead(5);
+    failing.insert(&a, &keys_a, &late).unwrap();
+    failing.update(&b, &keys_b, &kept).unwrap();
+    let error = store.write_docs(failing.writes()).await.unwrap_err();
+    assert!(matches!(error, StoreError::MissingReference { field: "id" }), "{error:?}");
+    assert_eq!(store.get::<Lead>(&a, late.id.into_uuid()).await.unwrap(), None, "nothing half-written");
+    let mut deleting = crate::Batch::default();
+    deleting.insert(&a, &keys_a, &late).unwrap();
+    deleting.delete(&a, DocKind::Organization, gone.id.into_uuid());
+    assert!(store.write_docs(deleting.writes()).await.is_err());
+    assert_eq!(store.count::<Lead>(&a).await.unwrap(), 3);
+}
+
+pub async fn a_day_has_one_salt_and_old_salts_are_deleted(store: &dyn Store) {
+    let day = 20_000;
+    let first = store.daily_salt(day, [1; 32]).await.unwrap();
+    assert_eq!(first, [1; 32]);
+    assert_eq!(store.daily_salt(day, [2; 32]).await.unwrap(), [1; 32], "every node gets the day's first salt");
+    assert_eq!(store.daily_salt(day + 1, [3; 32]).await.unwrap(), [3; 32]);
+    assert_eq!(store.daily_salt(day, [4; 32]).await.unwrap(), [1; 32], "yesterday's salt lives one more day");
+    assert_eq!(store.daily_salt(day + 2, [5; 32]).await.unwrap(), [5; 32]);
+    assert_eq!(store.daily_salt(day, [6; 32]).await.unwrap(), [6; 32], "a salt two days old is gone for good");
 }
 
 pub async fn another_tenant_sees_nothing(store: &dyn Store) {

@@ -3,6 +3,8 @@
 use steward_domain::Timestamp;
 use uuid::Uuid;
 
+use crate::TenantCtx;
+
 /// A projected column's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -136,6 +138,23 @@ pub struct Doc {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub body: Vec<u8>,
+}
+
+/// One change of a [`crate::Store::write_docs`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocWrite {
+    pub ctx: TenantCtx,
+    pub kind: DocKind,
+    pub op: WriteOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Insert(DocRow),
+    /// Replaces the row with this id, its times included; the row must exist.
+    Update(DocRow),
+    /// The row must exist.
+    Delete(Uuid),
 }
 
 pub const MAX_PAGE: u32 = 1_000;

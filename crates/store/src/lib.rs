@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use steward_domain::{AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp};
 
 pub use audit::{Actor, ActorKind, AuditDraft, AuditEntry, AuditQuery, AuditRow, Target, Verification};
-pub use doc::{ColumnType, Doc, DocKind, DocRow, ListQuery, Value};
+pub use doc::{ColumnType, Doc, DocKind, DocRow, DocWrite, ListQuery, Value, WriteOp};
 pub use jobs::{JobRecord, JobStatus};
-pub use records::{Lookup, Record, StoreExt};
+pub use records::{Batch, Lookup, Record, StoreExt};
 pub use users::{ConsoleSession, UserRecord, UserStore};
 pub use vault::{MasterKey, TenantKeys, Vault, VaultError};
 
@@ -154,6 +154,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows in ascending id order (ids are time-ordered), after the query's cursor.
     async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>>;
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64>;
+    /// Applies every write in one transaction, in order: all of them or none. An update or
+    /// delete of a row that does not exist (for its tenant) fails the whole batch with
+    /// `MissingReference { field: "id" }`. Consecutive inserts of one tenant and kind travel
+    /// in multi-row statements.
+    async fn write_docs(&self, writes: &[DocWrite]) -> StoreResult<()>;
     /// Every row matching the query's filters (its cursor and limit aside) in id order, sent in
     /// pages of up to [`MAX_PAGE`] until the end or until `pages` closes: the bulk read of
     /// exports. The default pages through [`Store::list_docs`]; a backend with a faster way
@@ -177,6 +182,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Entries in ascending `seq` order after `query.after_seq`, filtered by time, action and
     /// actor kind; `newest` asks for the last matching entry alone.
     async fn list_audit(&self, ctx: &TenantCtx, query: &AuditQuery, newest: bool) -> StoreResult<Vec<AuditRow>>;
+
+    /// The salt of cookieless visitor ids for `day` (days since 1970-01-01, UTC): the stored one,
+    /// or `candidate`, stored now when the day has none yet, so every node uses the same one.
+    /// Salts of days before `day - 1` are deleted: after that no id can be linked to an address.
+    async fn daily_salt(&self, day: i64, candidate: [u8; 32]) -> StoreResult<[u8; 32]>;
 
     /// Queues a job of this tenant (its `status` is stored as given, normally queued).
     async fn create_job(&self, ctx: &TenantCtx, job: &JobRecord) -> StoreResult<()>;

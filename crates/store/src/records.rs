@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, AuditDraft, AuditEntry, AuditQuery, Verification};
 use crate::codec;
-use crate::doc::{Doc, DocKind, DocRow, ListQuery, Value};
+use crate::doc::{Doc, DocKind, DocRow, DocWrite, ListQuery, Value, WriteOp};
 use crate::vault::TenantKeys;
 use crate::{Store, StoreError, StoreResult, TenantCtx};
 
@@ -147,6 +147,49 @@ impl Lookup {
     /// The keyed hash of an already normalised value (an email's `lookup_key`, an E.164 phone).
     pub fn key(&self, keys: &TenantKeys, normalised: &str) -> Vec<u8> {
         keys.lookup_key(self.column(), normalised)
+    }
+}
+
+/// Changes to records of any kinds and tenants, written together by [`Store::write_docs`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    writes: Vec<DocWrite>,
+}
+
+impl Batch {
+    pub fn insert<R: Record>(&mut self, ctx: &TenantCtx, keys: &TenantKeys, record: &R) -> StoreResult<()> {
+        let row = record.to_row(ctx, keys)?;
+        self.writes.push(DocWrite { ctx: *ctx, kind: R::KIND, op: WriteOp::Insert(row) });
+        Ok(())
+    }
+
+    /// Replaces a stored record; the batch fails if it no longer exists.
+    pub fn update<R: Record>(&mut self, ctx: &TenantCtx, keys: &TenantKeys, record: &R) -> StoreResult<()> {
+        let row = record.to_row(ctx, keys)?;
+        self.writes.push(DocWrite { ctx: *ctx, kind: R::KIND, op: WriteOp::Update(row) });
+        Ok(())
+    }
+
+    /// Removes a stored record; the batch fails if it no longer exists.
+    pub fn delete(&mut self, ctx: &TenantCtx, kind: DocKind, id: Uuid) {
+        self.writes.push(DocWrite { ctx: *ctx, kind, op: WriteOp::Delete(id) });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Adds another batch's writes after these.
+    pub fn append(&mut self, other: Batch) {
+        self.writes.extend(other.writes);
+    }
+
+    pub fn writes(&self) -> &[DocWrite] {
+        &self.writes
     }
 }
 

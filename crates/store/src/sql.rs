@@ -1,7 +1,7 @@
 //! SQL for the document tables, written once for every backend: each statement comes with its
 //! parameters in order, and the dialect only decides how a placeholder is spelled.
 
-use crate::doc::{ColumnType, DocKind, DocRow, ListQuery, MAX_PAGE, Value};
+use crate::doc::{ColumnType, DocKind, DocRow, DocWrite, ListQuery, MAX_PAGE, Value, WriteOp};
 use crate::{StoreError, TenantCtx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +81,19 @@ pub fn rows_per_insert(kind: DocKind) -> usize {
     30_000 / (kind.columns().len() + 5)
 }
 
-pub fn insert_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, rows: &[DocRow]) -> Statement {
+pub fn insert_docs<'a>(
+    dialect: Dialect,
+    ctx: &TenantCtx,
+    kind: DocKind,
+    rows: impl IntoIterator<Item = &'a DocRow>,
+) -> Statement {
     let mut b = Builder::new(dialect);
     b.push("INSERT INTO ").push(kind.table()).push(" (tenant_id, id, created_at, updated_at");
     for (column, _) in kind.columns() {
         b.push(", ").push(column);
     }
     b.push(", body) VALUES ");
-    for (index, row) in rows.iter().enumerate() {
+    for (index, row) in rows.into_iter().enumerate() {
         b.push(if index == 0 { "(" } else { ", (" });
         b.param(Value::Uuid(ctx.tenant_id().into_uuid()));
         b.push(", ").param(Value::Uuid(row.id));
@@ -102,6 +107,40 @@ pub fn insert_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, rows: &[Doc
     b.finish()
 }
 
+/// The statements of a [`crate::Store::write_docs`] batch, each with whether it must change a
+/// row: runs of inserts of one tenant and kind become multi-row inserts.
+pub fn write_docs(dialect: Dialect, writes: &[DocWrite]) -> Vec<(Statement, bool)> {
+    let mut statements = Vec::new();
+    let mut index = 0;
+    while index < writes.len() {
+        let write = &writes[index];
+        match &write.op {
+            WriteOp::Insert(_) => {
+                let limit = rows_per_insert(write.kind);
+                let rows: Vec<&DocRow> = writes[index..]
+                    .iter()
+                    .take(limit)
+                    .map_while(|next| match &next.op {
+                        WriteOp::Insert(row) if next.ctx == write.ctx && next.kind == write.kind => Some(row),
+                        _ => None,
+                    })
+                    .collect();
+                index += rows.len();
+                statements.push((insert_docs(dialect, &write.ctx, write.kind, rows.iter().copied()), false));
+            }
+            WriteOp::Update(row) => {
+                statements.push((update_doc(dialect, &write.ctx, write.kind, row), true));
+                index += 1;
+            }
+            WriteOp::Delete(id) => {
+                statements.push((delete_doc(dialect, &write.ctx, write.kind, *id), true));
+                index += 1;
+            }
+        }
+    }
+    statements
+}
+
 pub fn get_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid) -> Statement {
     let mut b = Builder::new(dialect);
     b.push("SELECT ").push(READ_COLUMNS).push(" FROM ").push(kind.table()).push(" WHERE ");
@@ -111,7 +150,8 @@ pub fn get_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, id: uuid::Uuid)
 
 pub fn update_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, row: &DocRow) -> Statement {
     let mut b = Builder::new(dialect);
-    b.push("UPDATE ").push(kind.table()).push(" SET updated_at = ").param(Value::Time(row.updated_at));
+    b.push("UPDATE ").push(kind.table()).push(" SET created_at = ").param(Value::Time(row.created_at));
+    b.push(", updated_at = ").param(Value::Time(row.updated_at));
     for ((column, column_type), value) in kind.columns().iter().zip(&row.columns) {
         b.push(", ").push(column).push(" = ").column_param(value.clone(), *column_type);
     }

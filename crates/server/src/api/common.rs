@@ -165,6 +165,19 @@ pub trait Resource: Record + Clone {
     fn references(&self) -> Vec<Reference> {
         Vec::new()
     }
+
+    /// Stores a new record and returns it as stored (a lead comes back linked to its visitor
+    /// and organization).
+    fn store_new(
+        state: &AppState,
+        ctx: &TenantCtx,
+        record: Self,
+    ) -> impl Future<Output = Result<Self, ApiError>> + Send {
+        async move {
+            state.store.insert(ctx, std::slice::from_ref(&record)).await?;
+            Ok(record)
+        }
+    }
 }
 
 /// A field that points at another record.
@@ -282,7 +295,7 @@ pub async fn create<R: Resource + Serialize>(
     let now = state.clock.now();
     let record = R::build(input, steward_domain::id::new_v7(), None, now)?;
     check_references(&state, &caller.ctx, &record).await?;
-    state.store.insert(&caller.ctx, std::slice::from_ref(&record)).await?;
+    let record = R::store_new(&state, &caller.ctx, record).await?;
     let location = format!("{}/{}", uri.path().trim_end_matches('/'), record.key());
     let mut response = (StatusCode::CREATED, Json(&record)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

@@ -45,6 +45,17 @@ impl Resource for Lead {
         }
         references
     }
+
+    /// Through the collection pipeline, which links the lead to its visitor and to the
+    /// organization of its work email in the same transaction.
+    fn store_new(
+        state: &AppState,
+        ctx: &steward_store::TenantCtx,
+        record: Self,
+    ) -> impl Future<Output = Result<Self, ApiError>> + Send {
+        let (collector, ctx) = (state.collector.clone(), *ctx);
+        async move { collector.capture(ctx, record).await.map_err(crate::collect::collect_error) }
+    }
 }
 
 /// Lists leads in a stable order (oldest id first), a page at a time; `email`, `phone` and

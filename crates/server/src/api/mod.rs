@@ -45,6 +45,7 @@ use crate::state::AppState;
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
         (name = "audit", description = "The tenant's tamper-evident audit log: exports, refusals, changes"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and introspection (RFC 7662)"),
+        (name = "collection", description = "Public collection from websites, authorised by a site key: the tracker script and its batches of events"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This description"),
     )
@@ -94,10 +95,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(export_jobs::download_export))
         .routes(routes!(audit::list_audit_log))
         .routes(routes!(audit::verify_audit_log))
+        .routes(routes!(crate::collect::tracker_script))
+        .routes(routes!(crate::collect::collect))
         .split_for_parts();
     let document = Arc::new(openapi);
     router
         .route("/api/v1/exports/{name}", get(export_jobs::get_export))
+        .merge(crate::collect::router())
         .route("/openapi.json", get(move || openapi_json(document.clone())))
         .merge(crate::console::router())
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))

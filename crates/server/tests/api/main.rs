@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod collect;
 mod console_auth;
 mod export_jobs;
 mod exports;

@@ -15,6 +15,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/oauth/token", &["post"]),
     ("/oauth/revoke", &["post"]),
     ("/oauth/introspect", &["post"]),
+    ("/tracker.js", &["get"]),
+    ("/collect", &["post"]),
     ("/api/v1/leads", &["get", "post"]),
     ("/api/v1/leads/{id}", &["get", "patch", "delete"]),
     ("/api/v1/organizations", &["get", "post"]),

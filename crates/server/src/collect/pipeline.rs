@@ -1,0 +1,568 @@
+//! The collection pipeline: one writer per process turns hits into journeys and captured leads
+//! into linked records, and commits whole groups of requests in one transaction.
+//!
+//! Requests hand their validated hits to the writer and wait for the commit that holds them (a
+//! 200 means stored). While one group commits, the next requests queue up and become the next
+//! group: under load a transaction carries many requests (group commit), at rest a request
+//! waits for nothing but its own write. Being the only writer of journeys on this node, the
+//! writer keeps each recent visitor's profile and last session in memory and reads the store
+//! only for visitors it has not seen lately or for hits older than what it holds.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use steward_domain::journey::{self, Hit, Tail};
+use steward_domain::tenant::Domain;
+use steward_domain::{
+    Event, Lead, Organization, OrganizationId, Session, TenantId, Timestamp, VisitorId, VisitorProfile,
+};
+use steward_store::doc::MAX_PAGE;
+use steward_store::{Batch, DocKind, ListQuery, Record, Store, StoreError, StoreExt, StoreResult, TenantCtx, Value};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::state::Clock;
+
+/// Visitors whose journey tail stays in memory.
+const CACHED_VISITORS: usize = 50_000;
+/// A tail longer than this is read again when needed instead of being kept.
+const CACHED_EVENTS_PER_VISITOR: usize = 2_000;
+/// Events one transaction carries at most (requests are never split).
+const GROUP_EVENTS: usize = 5_000;
+const QUEUE: usize = 1_024;
+
+/// Hits of one visitor from one request, with the leads its form submits carry.
+#[derive(Debug)]
+pub struct Visit {
+    pub ctx: TenantCtx,
+    pub visitor: VisitorId,
+    pub hits: Vec<Hit>,
+    pub leads: Vec<Lead>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CollectError {
+    #[error("{0}")]
+    Store(Arc<StoreError>),
+    #[error("the visitor profile {0} does not exist for this tenant")]
+    NoVisitor(VisitorId),
+    #[error("the collection pipeline has stopped")]
+    Stopped,
+}
+
+impl From<StoreError> for CollectError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Arc::new(error))
+    }
+}
+
+/// The handle requests use; the writer starts with the first job.
+#[derive(Clone)]
+pub struct Collector {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    sender: Arc<OnceLock<mpsc::Sender<Job>>>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Collector")
+    }
+}
+
+struct Job {
+    work: Work,
+    reply: Reply,
+}
+
+enum Work {
+    Visit(Visit),
+    Lead(TenantCtx, Box<Lead>),
+    Forget(TenantCtx, VisitorId),
+}
+
+enum Reply {
+    Visit(oneshot::Sender<Result<Vec<Lead>, CollectError>>),
+    Lead(oneshot::Sender<Result<Lead, CollectError>>),
+    Nothing,
+}
+
+/// What a job produced, sent once its group committed.
+enum Done {
+    Leads(Vec<Lead>),
+    Lead(Box<Lead>),
+    Nothing,
+}
+
+impl Job {
+    fn size(&self) -> usize {
+        match &self.work {
+            Work::Visit(visit) => visit.hits.len() + visit.leads.len(),
+            Work::Lead(..) | Work::Forget(..) => 1,
+        }
+    }
+
+    fn visitor(&self) -> Option<VisitorKey> {
+        match &self.work {
+            Work::Visit(visit) => Some((visit.ctx.tenant_id(), visit.visitor)),
+            Work::Lead(ctx, lead) => lead.visitor_profile_id.map(|id| (ctx.tenant_id(), id)),
+            Work::Forget(ctx, visitor) => Some((ctx.tenant_id(), *visitor)),
+        }
+    }
+
+    fn answer(self, result: Result<Done, CollectError>) {
+        match (self.reply, result) {
+            (Reply::Visit(reply), Ok(Done::Leads(leads))) => drop(reply.send(Ok(leads))),
+            (Reply::Lead(reply), Ok(Done::Lead(lead))) => drop(reply.send(Ok(*lead))),
+            (Reply::Visit(reply), Err(error)) => drop(reply.send(Err(error))),
+            (Reply::Lead(reply), Err(error)) => drop(reply.send(Err(error))),
+            // A job's result always matches its reply; anything else has no one waiting.
+            _ => {}
+        }
+    }
+}
+
+impl Collector {
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        Self { store, clock, sender: Arc::new(OnceLock::new()) }
+    }
+
+    fn sender(&self) -> &mpsc::Sender<Job> {
+        self.sender.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(QUEUE);
+            let writer = Writer { store: self.store.clone(), clock: self.clock.clone(), cache: Cache::default() };
+            tokio::spawn(writer.run(receiver));
+            sender
+        })
+    }
+
+    /// Stores a visitor's hits and leads; answers once they are committed with the leads as
+    /// stored (linked to the visitor and to an organization).
+    pub async fn record(&self, visit: Visit) -> Result<Vec<Lead>, CollectError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { work: Work::Visit(visit), reply: Reply::Visit(reply) };
+        self.sender().send(job).await.map_err(|_| CollectError::Stopped)?;
+        answer.await.map_err(|_| CollectError::Stopped)?
+    }
+
+    /// Stores a lead captured outside the tracker (the API), linked the same way.
+    pub async fn capture(&self, ctx: TenantCtx, lead: Lead) -> Result<Lead, CollectError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { work: Work::Lead(ctx, Box::new(lead)), reply: Reply::Lead(reply) };
+        self.sender().send(job).await.map_err(|_| CollectError::Stopped)?;
+        answer.await.map_err(|_| CollectError::Stopped)?
+    }
+
+    /// Drops what the writer remembers of a visitor whose records changed elsewhere (erasure).
+    pub async fn forget(&self, ctx: TenantCtx, visitor: VisitorId) {
+        let job = Job { work: Work::Forget(ctx, visitor), reply: Reply::Nothing };
+        let _ = self.sender().send(job).await;
+    }
+}
+
+type VisitorKey = (TenantId, VisitorId);
+
+/// What the writer knows of one visitor: `profile` is `None` for one not stored yet.
+#[derive(Debug, Clone, Default)]
+struct VisitorState {
+    profile: Option<VisitorProfile>,
+    tail: Tail,
+}
+
+/// Recent visitors, oldest out first.
+#[derive(Default)]
+struct Cache {
+    states: HashMap<VisitorKey, VisitorState>,
+    order: VecDeque<VisitorKey>,
+}
+
+impl Cache {
+    fn keep(&mut self, key: VisitorKey, state: VisitorState) {
+        let events: usize = state.tail.sessions.iter().map(|(_, events)| events.len()).sum();
+        if events > CACHED_EVENTS_PER_VISITOR {
+            return;
+        }
+        if self.states.insert(key, state).is_none() {
+            self.order.push_back(key);
+        }
+        while self.states.len() > CACHED_VISITORS {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.states.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// The changes of one group before they commit: its view of every visitor and organization
+/// it touched, over the cache and the store, and the writes so far.
+#[derive(Default)]
+struct Staging {
+    visitors: HashMap<VisitorKey, Staged>,
+    organizations: HashMap<(TenantId, OrganizationId), (TenantCtx, Organization, bool)>,
+    by_domain: HashMap<(TenantId, String), OrganizationId>,
+    batch: Batch,
+}
+
+struct Staged {
+    ctx: TenantCtx,
+    state: VisitorState,
+    /// Whether the profile was stored before this group (an update, not an insert).
+    stored: bool,
+    changed: bool,
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    cache: Cache,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        while let Some(first) = receiver.recv().await {
+            let mut size = first.size();
+            let mut group = vec![first];
+            while size < GROUP_EVENTS {
+                match receiver.try_recv() {
+                    Ok(job) => {
+                        size += job.size();
+                        group.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group).await;
+        }
+    }
+
+    /// Commits a group in one transaction; if that fails, each job again on its own, so that
+    /// one bad job fails alone and its neighbours are stored.
+    async fn commit(&mut self, group: Vec<Job>) {
+        let now = self.clock.now();
+        let mut staging = Staging::default();
+        let mut done = Vec::with_capacity(group.len());
+        let mut result = Ok(());
+        for job in &group {
+            match self.prepare(&mut staging, &job.work, now).await {
+                Ok(outcome) => done.push(outcome),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+        }
+        let result = match result {
+            Ok(()) => match self.finish(&mut staging) {
+                Ok(()) => self.store.write_docs(staging.batch.writes()).await.map_err(|e| Some(CollectError::from(e))),
+                Err(error) => Err(Some(CollectError::from(error))),
+            },
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => {
+                for (key, staged) in staging.visitors {
+                    self.cache.keep(key, staged.state);
+                }
+                for (job, outcome) in group.into_iter().zip(done) {
+                    job.answer(Ok(outcome));
+                }
+            }
+            Err(error) if group.len() == 1 => {
+                for job in group {
+                    if let Some(key) = job.visitor() {
+                        self.cache.states.remove(&key);
+                    }
+                    job.answer(Err(error.clone().unwrap_or(CollectError::Stopped)));
+                }
+            }
+            Err(error) => {
+                if let Some(error) = error {
+                    tracing::warn!(error = %error, jobs = group.len(), "a collection group failed; committing its jobs one by one");
+                }
+                for job in group {
+                    Box::pin(self.commit(vec![job])).await;
+                }
+            }
+        }
+    }
+
+    /// Stages one job's changes. `Err(None)` asks for the group to be committed job by job.
+    async fn prepare(
+        &mut self,
+        staging: &mut Staging,
+        work: &Work,
+        now: Timestamp,
+    ) -> Result<Done, Option<CollectError>> {
+        match work {
+            Work::Visit(visit) => self.place(staging, visit, now).await.map(Done::Leads),
+            Work::Lead(ctx, lead) => {
+                let lead = (**lead).clone();
+                if let Some(visitor) = lead.visitor_profile_id {
+                    let key = (ctx.tenant_id(), visitor);
+                    self.stage_visitor(staging, ctx, visitor, now).await?;
+                    let Some(mut staged) = staging.visitors.remove(&key) else { return Err(None) };
+                    let Some(profile) = staged.state.profile.as_mut() else {
+                        return Err(Some(CollectError::NoVisitor(visitor)));
+                    };
+                    let linked = self.link(staging, ctx, Some(profile), lead, now).await;
+                    staged.changed = true;
+                    staging.visitors.insert(key, staged);
+                    linked.map(|lead| Done::Lead(Box::new(lead))).map_err(Some)
+                } else {
+                    self.link(staging, ctx, None, lead, now).await.map(|lead| Done::Lead(Box::new(lead))).map_err(Some)
+                }
+            }
+            Work::Forget(ctx, visitor) => {
+                let key = (ctx.tenant_id(), *visitor);
+                self.cache.states.remove(&key);
+                if staging.visitors.contains_key(&key) {
+                    return Err(None);
+                }
+                Ok(Done::Nothing)
+            }
+        }
+    }
+
+    async fn place(
+        &mut self,
+        staging: &mut Staging,
+        visit: &Visit,
+        now: Timestamp,
+    ) -> Result<Vec<Lead>, Option<CollectError>> {
+        let ctx = &visit.ctx;
+        let key = (ctx.tenant_id(), visit.visitor);
+        let earliest = visit.hits.iter().map(|hit| hit.occurred_at).min().unwrap_or(now);
+        self.stage_visitor(staging, ctx, visit.visitor, earliest).await?;
+        let Some(mut staged) = staging.visitors.remove(&key) else { return Err(None) };
+        let state = std::mem::take(&mut staged.state);
+        let placement = journey::place(visit.visitor, state.profile, state.tail, visit.hits.clone());
+        let keys = self.store.keys(ctx).map_err(|e| Some(e.into()))?;
+        let batch = &mut staging.batch;
+        let staged_result: StoreResult<()> = (|| {
+            for id in &placement.sessions_deleted {
+                batch.delete(ctx, DocKind::Session, id.into_uuid());
+            }
+            for session in &placement.sessions_inserted {
+                batch.insert(ctx, &keys, session)?;
+            }
+            for session in &placement.sessions_updated {
+                batch.update(ctx, &keys, session)?;
+            }
+            for event in &placement.events_inserted {
+                batch.insert(ctx, &keys, event)?;
+            }
+            for event in &placement.events_updated {
+                batch.update(ctx, &keys, event)?;
+            }
+            Ok(())
+        })();
+        staged_result.map_err(|e| Some(e.into()))?;
+        let mut profile = placement.profile;
+        let new_visits = placement.sessions_inserted.len() as u64;
+        if let (Some(organization), true) = (profile.organization_id, new_visits > 0)
+            && let Some(org) = self.stage_organization(staging, ctx, organization).await.map_err(Some)?
+        {
+            org.count_visits(new_visits, profile.last_seen_at, now);
+        }
+        let mut leads = Vec::with_capacity(visit.leads.len());
+        for lead in &visit.leads {
+            leads.push(self.link(staging, ctx, Some(&mut profile), lead.clone(), now).await.map_err(Some)?);
+        }
+        staged.state = VisitorState { profile: Some(profile), tail: placement.tail };
+        staged.changed = true;
+        staging.visitors.insert(key, staged);
+        Ok(leads)
+    }
+
+    /// Puts the visitor into the staging area: from an earlier job of the group, the cache or the
+    /// store, with every session that hits from `earliest` on may change.
+    async fn stage_visitor(
+        &mut self,
+        staging: &mut Staging,
+        ctx: &TenantCtx,
+        visitor: VisitorId,
+        earliest: Timestamp,
+    ) -> Result<(), Option<CollectError>> {
+        let key = (ctx.tenant_id(), visitor);
+        if let Some(staged) = staging.visitors.get(&key) {
+            return if journey::tail_covers(&staged.state.tail, staged.state.profile.as_ref(), earliest) {
+                Ok(())
+            } else {
+                Err(None)
+            };
+        }
+        let state = match self.cache.states.remove(&key) {
+            Some(state) if journey::tail_covers(&state.tail, state.profile.as_ref(), earliest) => state,
+            _ => load(self.store.as_ref(), ctx, visitor, earliest).await.map_err(|e| Some(e.into()))?,
+        };
+        let stored = state.profile.is_some();
+        staging.visitors.insert(key, Staged { ctx: *ctx, state, stored, changed: false });
+        Ok(())
+    }
+
+    async fn stage_organization<'a>(
+        &self,
+        staging: &'a mut Staging,
+        ctx: &TenantCtx,
+        id: OrganizationId,
+    ) -> Result<Option<&'a mut Organization>, CollectError> {
+        let key = (ctx.tenant_id(), id);
+        if let std::collections::hash_map::Entry::Vacant(vacant) = staging.organizations.entry(key) {
+            match self.store.get::<Organization>(ctx, id.into_uuid()).await? {
+                Some(organization) => {
+                    vacant.insert((*ctx, organization, true));
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(staging.organizations.get_mut(&key).map(|(_, organization, _)| organization))
+    }
+
+    /// Links a lead to its visitor and to the organization of its work email (found by domain or
+    /// created; free-mail domains name no organization), and stages it.
+    async fn link(
+        &self,
+        staging: &mut Staging,
+        ctx: &TenantCtx,
+        mut profile: Option<&mut VisitorProfile>,
+        mut lead: Lead,
+        now: Timestamp,
+    ) -> Result<Lead, CollectError> {
+        let newly_linked = profile.as_ref().is_some_and(|p| p.organization_id.is_none());
+        if let Some(profile) = profile.as_deref_mut() {
+            profile.identify(&mut lead);
+        }
+        if lead.organization_id.is_none() {
+            lead.organization_id = self.organization_by_email(staging, ctx, &lead, now).await?;
+        }
+        if let Some(id) = lead.organization_id {
+            let visits = profile.as_ref().map(|p| (p.visit_count, p.first_seen_at, p.last_seen_at));
+            if let Some(organization) = self.stage_organization(staging, ctx, id).await? {
+                organization.add_contact(&lead, visits.filter(|_| newly_linked), now);
+            }
+            if let Some(profile) = profile {
+                profile.organization_id.get_or_insert(id);
+            }
+        }
+        let keys = self.store.keys(ctx)?;
+        staging.batch.insert(ctx, &keys, &lead)?;
+        Ok(lead)
+    }
+
+    async fn organization_by_email(
+        &self,
+        staging: &mut Staging,
+        ctx: &TenantCtx,
+        lead: &Lead,
+        now: Timestamp,
+    ) -> Result<Option<OrganizationId>, CollectError> {
+        let Some(email) = &lead.email else { return Ok(None) };
+        let Ok(domain) = Domain::parse(email.domain()) else { return Ok(None) };
+        if steward_domain::freemail::is_free_mail(domain.as_str()) {
+            return Ok(None);
+        }
+        let by_domain = (ctx.tenant_id(), domain.as_str().to_string());
+        if let Some(id) = staging.by_domain.get(&by_domain) {
+            return Ok(Some(*id));
+        }
+        let query = ListQuery {
+            limit: 1,
+            equals: vec![("domain", Value::Text(domain.as_str().to_string()))],
+            ..ListQuery::default()
+        };
+        let organization = match self.store.list::<Organization>(ctx, &query).await?.pop() {
+            Some(found) => {
+                let id = found.id;
+                staging.organizations.entry((ctx.tenant_id(), id)).or_insert((*ctx, found, true));
+                id
+            }
+            None => {
+                let created = Organization::from_email_domain(domain, lead.company_name.as_deref(), now);
+                let id = created.id;
+                staging.organizations.insert((ctx.tenant_id(), id), (*ctx, created, false));
+                id
+            }
+        };
+        staging.by_domain.insert(by_domain, organization);
+        Ok(Some(organization))
+    }
+
+    /// Stages the final state of every profile and organization the group changed.
+    fn finish(&self, staging: &mut Staging) -> StoreResult<()> {
+        for staged in staging.visitors.values().filter(|staged| staged.changed) {
+            let Some(profile) = &staged.state.profile else { continue };
+            let keys = self.store.keys(&staged.ctx)?;
+            if staged.stored {
+                staging.batch.update(&staged.ctx, &keys, profile)?;
+            } else {
+                staging.batch.insert(&staged.ctx, &keys, profile)?;
+            }
+        }
+        for (ctx, organization, stored) in staging.organizations.values() {
+            let keys = self.store.keys(ctx)?;
+            if *stored {
+                staging.batch.update(ctx, &keys, organization)?;
+            } else {
+                staging.batch.insert(ctx, &keys, organization)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a visitor's profile and every session ending at or after `journey::tail_from(earliest)`
+/// with all their events.
+async fn load(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    visitor: VisitorId,
+    earliest: Timestamp,
+) -> StoreResult<VisitorState> {
+    let Some(profile) = store.get::<VisitorProfile>(ctx, visitor.into_uuid()).await? else {
+        return Ok(VisitorState::default());
+    };
+    let sessions_query = ListQuery {
+        updated_since: Some(journey::tail_from(earliest)),
+        equals: vec![("visitor_profile_id", Value::Uuid(visitor.into_uuid()))],
+        ..ListQuery::default()
+    };
+    let mut sessions: Vec<Session> = list_all(store, ctx, sessions_query).await?;
+    sessions.sort_by_key(|session| session.visit_index);
+    let mut events: HashMap<Uuid, Vec<Event>> = HashMap::new();
+    if !sessions.is_empty() {
+        let ids = sessions.iter().map(|session| Value::Uuid(session.id.into_uuid())).collect();
+        let query = ListQuery { any_of: Some(("session_id", ids)), ..ListQuery::default() };
+        for event in list_all::<Event>(store, ctx, query).await? {
+            events.entry(event.session_id.into_uuid()).or_default().push(event);
+        }
+    }
+    let sessions = sessions
+        .into_iter()
+        .map(|session| {
+            let mut own = events.remove(&session.id.into_uuid()).unwrap_or_default();
+            own.sort_by_key(|event| event.position);
+            (session, own)
+        })
+        .collect();
+    Ok(VisitorState { profile: Some(profile), tail: Tail { sessions } })
+}
+
+async fn list_all<R: Record>(store: &dyn Store, ctx: &TenantCtx, mut query: ListQuery) -> StoreResult<Vec<R>> {
+    query.limit = MAX_PAGE;
+    let mut all = Vec::new();
+    loop {
+        let docs = store.list_docs(ctx, R::KIND, &query).await?;
+        let full = docs.len() == MAX_PAGE as usize;
+        query.after = docs.last().map(|doc| doc.id);
+        let keys = store.keys(ctx)?;
+        for doc in &docs {
+            all.push(steward_store::records::decode_doc(ctx, &keys, R::KIND, doc)?);
+        }
+        if !full {
+            return Ok(all);
+        }
+    }
+}
