@@ -140,6 +140,8 @@ pub async fn raw(data_dir: std::path::PathBuf, rows: usize) -> anyhow::Result<Va
     let mut connection = rusqlite::Connection::open(data_dir.join("steward.db"))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
+    // The server's page cache, so both sides keep the same share of the indexes in memory.
+    connection.pragma_update(None, "cache_size", "-32768")?;
     let columns: Vec<&str> = DocKind::Event.columns().iter().map(|(name, _)| *name).collect();
     let sql = format!(
         "INSERT INTO events (tenant_id, id, created_at, updated_at, {}, body) VALUES (?, ?, ?, ?, {}, ?)",
@@ -153,24 +155,28 @@ pub async fn raw(data_dir: std::path::PathBuf, rows: usize) -> anyhow::Result<Va
         {
             let mut statement = transaction.prepare_cached(&sql)?;
             for row in chunk {
-                let mut params: Vec<rusqlite::types::Value> = vec![
-                    tenant_id.as_bytes().to_vec().into(),
-                    row.id.as_bytes().to_vec().into(),
-                    row.created_at.unix_micros().into(),
-                    row.updated_at.unix_micros().into(),
+                use rusqlite::types::ValueRef;
+                let (created, updated) = (row.created_at.unix_micros(), row.updated_at.unix_micros());
+                let mut params: Vec<ValueRef<'_>> = vec![
+                    ValueRef::Blob(tenant_id.as_bytes()),
+                    ValueRef::Blob(row.id.as_bytes()),
+                    ValueRef::Integer(created),
+                    ValueRef::Integer(updated),
                 ];
                 for value in &row.columns {
                     params.push(match value {
-                        steward_store::Value::Uuid(id) => id.as_bytes().to_vec().into(),
-                        steward_store::Value::Int(n) => (*n).into(),
-                        steward_store::Value::Text(text) => text.clone().into(),
-                        steward_store::Value::Bytes(bytes) => bytes.clone().into(),
-                        steward_store::Value::Time(at) => at.unix_micros().into(),
-                        steward_store::Value::Null | steward_store::Value::NullOf(_) => rusqlite::types::Value::Null,
+                        steward_store::Value::Uuid(id) => ValueRef::Blob(id.as_bytes()),
+                        steward_store::Value::Int(n) => ValueRef::Integer(*n),
+                        steward_store::Value::Text(text) => ValueRef::Text(text.as_bytes()),
+                        steward_store::Value::Bytes(bytes) => ValueRef::Blob(bytes),
+                        steward_store::Value::Time(at) => ValueRef::Integer(at.unix_micros()),
+                        steward_store::Value::Null | steward_store::Value::NullOf(_) => ValueRef::Null,
                     });
                 }
-                params.push(row.body.clone().into());
-                statement.execute(rusqlite::params_from_iter(params))?;
+                params.push(ValueRef::Blob(&row.body));
+                statement.execute(rusqlite::params_from_iter(
+                    params.into_iter().map(rusqlite::types::ToSqlOutput::Borrowed),
+                ))?;
             }
         }
         transaction.commit()?;

@@ -423,10 +423,17 @@ impl Store for PgStore {
     async fn write_docs(&self, writes: &[DocWrite]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
         for (statement, must_change) in sql::write_docs(Dialect::Postgres, writes) {
-            let result = bind(&statement).execute(&mut *tx).await.map_err(map_error("id"))?;
-            if must_change && result.rows_affected() == 0 {
-                return Err(StoreError::MissingReference { field: "id" });
-            }
+            let failure = match bind(&statement).execute(&mut *tx).await {
+                Ok(result) if must_change && result.rows_affected() == 0 => {
+                    StoreError::MissingReference { field: "id" }
+                }
+                Ok(_) => continue,
+                Err(error) => map_error("id")(error),
+            };
+            // Rolled back now, not when the pool next lends this connection: until then its
+            // locks would stall a retry of the same rows on another connection.
+            let _ = tx.rollback().await;
+            return Err(failure);
         }
         tx.commit().await.map_err(StoreError::backend)
     }
