@@ -197,6 +197,15 @@ pub enum EventType {
 }
 
 impl EventType {
+    pub const ALL: [EventType; 7] =
+        [Self::PageView, Self::BotOpen, Self::BotAnswer, Self::FormSubmit, Self::Conversion, Self::Click, Self::Custom];
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or_else(|| {
+            "must be one of page_view, bot_open, bot_answer, form_submit, conversion, click, custom".to_string()
+        })
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::PageView => "page_view",

@@ -304,18 +304,10 @@ async fn collect_batch(
         }
     }
     if hits.is_empty() {
-        let errors = rejected
-            .iter()
-            .flat_map(|r| {
-                r.errors.iter().map(move |e| FieldError {
-                    field: format!("events[{}].{}", r.index, e.field),
-                    message: e.message.clone(),
-                })
-            })
-            .collect::<Vec<_>>();
         let mut all = ValidationErrors::default();
-        for error in errors {
-            all.add(error.field, error.message);
+        for error in rejected.iter().flat_map(|r| r.errors.iter().map(move |e| (r.index, e))) {
+            let (index, FieldError { field, message }) = error;
+            all.add(format!("events[{index}].{field}"), message.clone());
         }
         return Err(ApiError::Validation(all));
     }

@@ -109,7 +109,7 @@ pub fn check_event(raw: Value, checks: &Checks) -> Result<Accepted, Vec<FieldErr
             errors.add("type", "is required");
             None
         }
-        Some(name) => errors.check("type", Some(name), event_type),
+        Some(name) => errors.check("type", Some(name), EventType::parse),
     };
     let occurred_at = match input.occurred_at {
         Some(text) => errors.check("occurred_at", Some(text), |t| occurred_at(&t, checks)),
@@ -154,21 +154,6 @@ fn shape_error(error: &serde_json::Error) -> String {
     // serde names the offending field itself; the position in a re-read value means nothing.
     let message = message.split(" at line ").next().unwrap_or(&message);
     format!("is not a valid event: {message}")
-}
-
-fn event_type(name: &str) -> Result<EventType, String> {
-    const ALL: [EventType; 7] = [
-        EventType::PageView,
-        EventType::BotOpen,
-        EventType::BotAnswer,
-        EventType::FormSubmit,
-        EventType::Conversion,
-        EventType::Click,
-        EventType::Custom,
-    ];
-    ALL.into_iter().find(|kind| kind.as_str() == name).ok_or_else(|| {
-        "must be one of page_view, bot_open, bot_answer, form_submit, conversion, click, custom".to_string()
-    })
 }
 
 fn occurred_at(text: &str, checks: &Checks) -> Result<Timestamp, String> {

@@ -552,12 +552,12 @@ async fn load(
 
 async fn list_all<R: Record>(store: &dyn Store, ctx: &TenantCtx, mut query: ListQuery) -> StoreResult<Vec<R>> {
     query.limit = MAX_PAGE;
+    let keys = store.keys(ctx)?;
     let mut all = Vec::new();
     loop {
         let docs = store.list_docs(ctx, R::KIND, &query).await?;
         let full = docs.len() == MAX_PAGE as usize;
         query.after = docs.last().map(|doc| doc.id);
-        let keys = store.keys(ctx)?;
         for doc in &docs {
             all.push(steward_store::records::decode_doc(ctx, &keys, R::KIND, doc)?);
         }
