@@ -119,7 +119,7 @@ fn link_contacts(data: &mut DemoData) {
         let Some(&i) = lead.organization_id.as_ref().and_then(|id| index.get(id)) else { continue };
         let organization = &mut data.organizations[i];
         if organization.contacts.len() < MAX_DEMO_CONTACTS {
-            organization.contacts.push(Contact { lead_id: lead.id, role: lead.job_title.clone() });
+            organization.contacts.push(Contact::of(lead));
             organization.updated_at = organization.updated_at.max(lead.created_at);
         }
     }
@@ -257,6 +257,8 @@ impl Generator {
             ip_network: Some(network),
             devices: Vec::new(),
             top_pages: Vec::new(),
+            restricted_at: None,
+            objected_at: None,
         };
         let mut pages: BTreeMap<String, u64> = BTreeMap::new();
         let mut at = first_seen;
@@ -649,6 +651,8 @@ impl Generator {
             consent: Some(Consent { marketing, captured_at: timestamp(created_at), source: Some("demo".into()) }),
             visitor_profile_id: visitor,
             organization_id: organization.map(|o| o.id),
+            restricted_at: None,
+            objected_at: None,
             created_at: timestamp(created_at),
             updated_at: timestamp(updated_at.min(self.config.end.unix_micros().max(created_at))),
         }

@@ -153,6 +153,18 @@ define_id!(
     /// A console user of a tenant.
     UserId
 );
+define_id!(
+    /// A data-subject request.
+    RequestId
+);
+define_id!(
+    /// A legal hold.
+    HoldId
+);
+define_id!(
+    /// One identifier of an erased person in the erasure ledger.
+    LedgerId
+);
 
 #[cfg(test)]
 mod tests {

@@ -483,6 +483,8 @@ fn new_profile(visitor: VisitorId, hits: &[Event]) -> VisitorProfile {
         ip_network: None,
         devices: Vec::new(),
         top_pages: Vec::new(),
+        restricted_at: None,
+        objected_at: None,
     }
 }
 

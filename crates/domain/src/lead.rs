@@ -128,12 +128,19 @@ pub struct Lead {
     pub consent: Option<Consent>,
     pub visitor_profile_id: Option<VisitorId>,
     pub organization_id: Option<OrganizationId>,
+    /// Since when processing is restricted (GDPR Art. 18): kept, but left out of scoring,
+    /// reports and exports other than the person's own access archive.
+    #[serde(default)]
+    pub restricted_at: Option<Timestamp>,
+    /// Since when the person objects (Art. 21): no marketing, profiling or scoring.
+    #[serde(default)]
+    pub objected_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 /// Fields no client may set: the server owns them.
-pub const LEAD_READ_ONLY: &[&str] = &["id", "created_at", "updated_at"];
+pub const LEAD_READ_ONLY: &[&str] = &["id", "created_at", "updated_at", "restricted_at", "objected_at"];
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +319,8 @@ impl LeadInput {
             consent,
             visitor_profile_id,
             organization_id,
+            restricted_at: None,
+            objected_at: None,
             created_at,
             updated_at,
         })

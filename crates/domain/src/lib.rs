@@ -16,6 +16,7 @@ pub mod patch;
 pub mod phone;
 pub mod report;
 pub mod scope;
+pub mod subject;
 pub mod tenant;
 pub mod text;
 pub mod time;

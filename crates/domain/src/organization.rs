@@ -33,6 +33,12 @@ pub struct Address {
 pub struct Contact {
     pub lead_id: LeadId,
     pub role: Option<String>,
+    /// The lead's name and email, copied when it was linked; a rectification or an erasure of
+    /// the person changes or removes them with the lead.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<Email>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -61,6 +67,19 @@ pub struct Organization {
     pub updated_at: Timestamp,
 }
 
+impl Contact {
+    /// The contact entry of a lead who works at the organization.
+    pub fn of(lead: &Lead) -> Self {
+        let name = [lead.first_name.as_deref(), lead.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>();
+        Self {
+            lead_id: lead.id,
+            role: lead.job_title.clone(),
+            name: (!name.is_empty()).then(|| name.join(" ")),
+            email: lead.email.clone(),
+        }
+    }
+}
+
 /// Server-owned fields: identity, timestamps and the visit statistics collection maintains.
 pub const ORGANIZATION_READ_ONLY: &[&str] =
     &["id", "created_at", "updated_at", "first_visit_at", "last_visit_at", "visit_count", "visitor_count"];
@@ -86,6 +105,8 @@ pub struct AddressInput {
 pub struct ContactInput {
     pub lead_id: Option<String>,
     pub role: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// An organization as a client sends it.
@@ -212,7 +233,7 @@ impl Organization {
     /// Adds a lead as a contact (once) and counts a newly linked visitor's visits.
     pub fn add_contact(&mut self, lead: &Lead, new_visitor: Option<(u64, Timestamp, Timestamp)>, now: Timestamp) {
         if !self.contacts.iter().any(|contact| contact.lead_id == lead.id) {
-            self.contacts.push(Contact { lead_id: lead.id, role: lead.job_title.clone() });
+            self.contacts.push(Contact::of(lead));
         }
         if let Some((visits, first, last)) = new_visitor {
             self.visitor_count = self.visitor_count.saturating_add(1);
@@ -306,8 +327,10 @@ fn validate_contact(input: ContactInput) -> Result<Contact, ValidationErrors> {
     }
     let lead_id = errors.check("lead_id", input.lead_id, |t| LeadId::parse(&t));
     let role = errors.check("role", nonblank(input.role), |t| text::line(t, 200));
+    let name = errors.check("name", nonblank(input.name), |t| text::line(t, 400));
+    let email = errors.check("email", nonblank(input.email), |t| Email::parse(&t));
     match lead_id {
-        Some(lead_id) if errors.is_empty() => Ok(Contact { lead_id, role }),
+        Some(lead_id) if errors.is_empty() => Ok(Contact { lead_id, role, name, email }),
         _ => Err(errors),
     }
 }

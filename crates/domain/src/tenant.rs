@@ -43,6 +43,9 @@ pub struct TenantSettings {
     /// Where notices about data-subject requests and switching go.
     #[serde(default)]
     pub notification_emails: Vec<crate::Email>,
+    /// Days kept per dataset; see [`crate::subject::RetentionSettings`].
+    #[serde(default)]
+    pub retention: crate::subject::RetentionSettings,
 }
 
 /// A URL-safe short name of a tenant.

@@ -68,6 +68,12 @@ pub struct VisitorProfile {
     pub ip_network: Option<IpNetwork>,
     pub devices: Vec<DeviceCount>,
     pub top_pages: Vec<PageCount>,
+    /// Since when processing is restricted (GDPR Art. 18); see [`Lead::restricted_at`].
+    #[serde(default)]
+    pub restricted_at: Option<Timestamp>,
+    /// Since when the person objects to profiling (Art. 21): collection stops for them.
+    #[serde(default)]
+    pub objected_at: Option<Timestamp>,
 }
 
 impl VisitorProfile {

@@ -243,6 +243,18 @@ impl Store for PgStore {
         row.as_ref().map(read_tenant).transpose()
     }
 
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<bool> {
+        let settings = serde_json::to_string(&tenant.settings).map_err(corrupt)?;
+        let result = sqlx::query("UPDATE tenants SET name = $1, settings = $2 WHERE id = $3")
+            .bind(&tenant.name)
+            .bind(settings)
+            .bind(*tenant.id.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let rows = sqlx::query("SELECT * FROM tenants ORDER BY id")
             .fetch_all(&self.pool)
@@ -562,6 +574,10 @@ impl Store for PgStore {
         .await
         .map_err(StoreError::backend)?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_matching(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<u64> {
+        self.execute(sql::delete_matching(Dialect::Postgres, ctx, kind, query)?).await
     }
 
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {

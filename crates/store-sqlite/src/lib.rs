@@ -259,6 +259,18 @@ impl Store for SqliteStore {
         row.as_ref().map(read_tenant).transpose()
     }
 
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<bool> {
+        let settings = serde_json::to_string(&tenant.settings).map_err(corrupt)?;
+        let result = sqlx::query("UPDATE tenants SET name = ?, settings = ? WHERE id = ?")
+            .bind(&tenant.name)
+            .bind(settings)
+            .bind(id_bytes(tenant.id.as_uuid()))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let rows = sqlx::query("SELECT * FROM tenants ORDER BY id")
             .fetch_all(&self.pool)
@@ -594,6 +606,10 @@ impl Store for SqliteStore {
         .await
         .map_err(StoreError::backend)?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_matching(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<u64> {
+        self.execute(sql::delete_matching(Dialect::Sqlite, ctx, kind, query)?).await
     }
 
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64> {

@@ -11,7 +11,7 @@ use steward_domain::{
 };
 use uuid::Uuid;
 
-use crate::doc::{DocKind, ListQuery};
+use crate::doc::{DocKind, ListQuery, Value};
 use crate::jobs::{JobRecord, JobStatus};
 use crate::{Lookup, Store, StoreError, StoreExt, TenantCtx, VaultError};
 
@@ -44,6 +44,9 @@ macro_rules! contract_suite {
             users_are_found_by_email_within_their_tenant_only,
             totp_steps_and_recovery_codes_are_accepted_once,
             failed_sign_ins_count_up_and_sessions_round_trip,
+            deletes_take_bounded_batches_of_what_matches_and_spare_the_rest,
+            tenant_settings_are_saved,
+            requests_holds_and_the_ledger_are_found_by_their_keys,
         );
     };
     (@tests $factory:expr; $($name:ident,)*) => {
@@ -243,7 +246,7 @@ pub async fn every_kind_of_record_round_trips(store: &dyn Store) {
     async fn all<R: crate::Record + Clone>(
         store: &dyn Store,
         ctx: &TenantCtx,
-        equals: Vec<(&'static str, crate::Value)>,
+        equals: Vec<(&'static str, Value)>,
     ) -> Vec<R> {
         let mut query = ListQuery { limit: crate::doc::MAX_PAGE, equals, ..ListQuery::default() };
         let mut found = Vec::new();
@@ -293,6 +296,7 @@ pub async fn every_kind_of_record_round_trips(store: &dyn Store) {
             DocKind::Session => data.sessions.len(),
             DocKind::Event => data.events.len(),
             DocKind::Lead => data.leads.len(),
+            DocKind::SubjectRequest | DocKind::LegalHold | DocKind::ErasureEntry => 0,
         };
         assert_eq!(store.count_docs(&ctx, kind).await.unwrap(), expected as u64, "{kind:?}");
     }
@@ -727,4 +731,103 @@ pub async fn failed_sign_ins_count_up_and_sessions_round_trip(store: &dyn Store)
     assert!(users.delete_console_session(&SecretHash([4; 32])).await.unwrap());
     assert!(!users.delete_console_session(&SecretHash([4; 32])).await.unwrap());
     assert_eq!(users.find_console_session(&SecretHash([4; 32])).await.unwrap(), None);
+}
+
+pub async fn deletes_take_bounded_batches_of_what_matches_and_spare_the_rest(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let other = tenant(store, "B").await;
+    let at = |text: &str| Timestamp::parse(text).unwrap();
+    let mut leads = Vec::new();
+    for n in 0..7 {
+        let mut lead = lead(n);
+        lead.updated_at = at(if n < 5 { "2026-01-01T00:00:00Z" } else { "2026-06-01T00:00:00Z" });
+        leads.push(lead);
+    }
+    store.insert(&ctx, &leads).await.unwrap();
+    store.insert(&other, &leads[..1]).await.unwrap();
+    let held = Value::Uuid(leads[0].id.into_uuid());
+    let expired = ListQuery {
+        limit: 2,
+        updated_before: Some(at("2026-03-01T00:00:00Z")),
+        none_of: Some(("id", vec![held])),
+        ..ListQuery::default()
+    };
+    let mut batches = Vec::new();
+    loop {
+        let deleted = store.delete_matching(&ctx, DocKind::Lead, &expired).await.unwrap();
+        batches.push(deleted);
+        if deleted < 2 {
+            break;
+        }
+    }
+    assert_eq!(batches, vec![2, 2, 0], "four expired leads, two per batch; the held one stays");
+    let left: Vec<Lead> = store.list(&ctx, &ListQuery::default()).await.unwrap();
+    let left: Vec<LeadId> = left.into_iter().map(|lead| lead.id).collect();
+    assert_eq!(left, vec![leads[0].id, leads[5].id, leads[6].id]);
+    assert_eq!(store.count_docs(&other, DocKind::Lead).await.unwrap(), 1, "another tenant's rows are not touched");
+
+    let mut linked = lead(9);
+    linked.visitor_profile_id = Some(steward_domain::VisitorId::new());
+    store.insert(&ctx, std::slice::from_ref(&linked)).await.unwrap();
+    let unlinked_only = ListQuery {
+        limit: 100,
+        none_of: Some(("visitor_profile_id", vec![Value::Uuid(linked.visitor_profile_id.unwrap().into_uuid())])),
+        ..ListQuery::default()
+    };
+    assert_eq!(store.delete_matching(&ctx, DocKind::Lead, &unlinked_only).await.unwrap(), 3, "a NULL is none of them");
+    let left: Vec<Lead> = store.list(&ctx, &ListQuery::default()).await.unwrap();
+    assert_eq!(left, vec![linked]);
+}
+
+pub async fn tenant_settings_are_saved(store: &dyn Store) {
+    let ctx = tenant(store, "A").await;
+    let mut tenant = store.get_tenant(ctx.tenant_id()).await.unwrap().unwrap();
+    tenant.settings.retention.days.insert("journeys".into(), Some(30));
+    tenant.settings.retention.days.insert("leads".into(), None);
+    assert!(store.update_tenant(&tenant).await.unwrap());
+    assert_eq!(store.get_tenant(ctx.tenant_id()).await.unwrap().unwrap(), tenant);
+    let stranger = Tenant::new("never stored", Timestamp::now()).unwrap();
+    assert!(!store.update_tenant(&stranger).await.unwrap());
+}
+
+pub async fn requests_holds_and_the_ledger_are_found_by_their_keys(store: &dyn Store) {
+    use steward_domain::subject::{
+        HoldScope, LedgerEntry, LedgerId, LedgerReason, LegalHold, RequestKind, RequestOrigin, Subject, SubjectRequest,
+    };
+    let ctx = tenant(store, "A").await;
+    let keys = store.keys(&ctx).unwrap();
+    let now = Timestamp::now();
+    let email = steward_domain::Email::parse("anna@example.com").unwrap();
+    let key = Lookup::Email.key(&keys, &email.lookup_key());
+    let subject = Subject { email: Some(email), ..Subject::default() };
+    let mut request = SubjectRequest::new(RequestKind::Erasure, RequestOrigin::Controller, subject, None, now, now);
+    request.subject_keys.email = Some(crate::records::to_hex(&key));
+    let hold = LegalHold {
+        id: steward_domain::subject::HoldId::new(),
+        scope: HoldScope::Lead,
+        record_id: Some(Uuid::now_v7()),
+        reason: "case 14".into(),
+        created_at: now,
+        created_by: "user".into(),
+    };
+    let entry = LedgerEntry {
+        id: LedgerId::new(),
+        key: crate::records::to_hex(&key),
+        reason: LedgerReason::Erasure,
+        request_id: request.id,
+        created_at: now,
+    };
+    store.insert(&ctx, std::slice::from_ref(&request)).await.unwrap();
+    store.insert(&ctx, std::slice::from_ref(&hold)).await.unwrap();
+    store.insert(&ctx, std::slice::from_ref(&entry)).await.unwrap();
+    let by_email = ListQuery { equals: vec![("email_key", Value::Bytes(key.clone()))], ..ListQuery::default() };
+    let found: Vec<SubjectRequest> = store.list(&ctx, &by_email).await.unwrap();
+    assert_eq!(found, vec![request]);
+    let by_key = ListQuery { equals: vec![("subject_key", Value::Bytes(key))], ..ListQuery::default() };
+    let ledger: Vec<LedgerEntry> = store.list(&ctx, &by_key).await.unwrap();
+    assert_eq!(ledger, vec![entry]);
+    let by_record =
+        ListQuery { equals: vec![("record_id", Value::Uuid(hold.record_id.unwrap()))], ..ListQuery::default() };
+    let holds: Vec<LegalHold> = store.list(&ctx, &by_record).await.unwrap();
+    assert_eq!(holds, vec![hold]);
 }

@@ -79,10 +79,25 @@ pub enum DocKind {
     VisitorProfile,
     Session,
     Event,
+    /// Data-subject requests: who asked for what, when it is due, what was done.
+    SubjectRequest,
+    /// Records (or a whole tenant) that retention must keep for now.
+    LegalHold,
+    /// Keyed hashes of erased people's identifiers: what arrives for them later is dropped.
+    ErasureEntry,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 5] = [Self::Lead, Self::Organization, Self::VisitorProfile, Self::Session, Self::Event];
+    pub const ALL: [DocKind; 8] = [
+        Self::Lead,
+        Self::Organization,
+        Self::VisitorProfile,
+        Self::Session,
+        Self::Event,
+        Self::SubjectRequest,
+        Self::LegalHold,
+        Self::ErasureEntry,
+    ];
 
     pub fn table(&self) -> &'static str {
         match self {
@@ -91,6 +106,9 @@ impl DocKind {
             Self::VisitorProfile => "visitor_profiles",
             Self::Session => "sessions",
             Self::Event => "events",
+            Self::SubjectRequest => "subject_requests",
+            Self::LegalHold => "legal_holds",
+            Self::ErasureEntry => "erasure_ledger",
         }
     }
 
@@ -106,11 +124,21 @@ impl DocKind {
                 ("email_key", Bytes),
                 ("phone_key", Bytes),
                 ("contact_key", Bytes),
+                ("restricted", Int),
             ],
             Self::Organization => &[("domain", Text)],
-            Self::VisitorProfile => &[("organization_id", Uuid), ("contact_key", Bytes)],
+            Self::VisitorProfile => &[("organization_id", Uuid), ("contact_key", Bytes), ("restricted", Int)],
             Self::Session => &[("visitor_profile_id", Uuid)],
             Self::Event => &[("session_id", Uuid), ("visitor_profile_id", Uuid), ("position", Int)],
+            Self::SubjectRequest => &[
+                ("status", Text),
+                ("email_key", Bytes),
+                ("phone_key", Bytes),
+                ("contact_key", Bytes),
+                ("visitor_key", Bytes),
+            ],
+            Self::LegalHold => &[("record_id", Uuid)],
+            Self::ErasureEntry => &[("subject_key", Bytes)],
         }
     }
 
@@ -158,6 +186,8 @@ pub enum WriteOp {
 }
 
 pub const MAX_PAGE: u32 = 1_000;
+/// How many rows one [`crate::Store::delete_matching`] removes at most.
+pub const MAX_DELETE: u32 = 50_000;
 
 /// Which rows a list returns: a window of time, equality on projected columns, after a cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,9 +198,13 @@ pub struct ListQuery {
     /// Exclusive.
     pub created_to: Option<Timestamp>,
     pub updated_since: Option<Timestamp>,
+    /// Exclusive.
+    pub updated_before: Option<Timestamp>,
     pub equals: Vec<(&'static str, Value)>,
     /// A column (a projected one, or `id`) that must hold one of these values.
     pub any_of: Option<(&'static str, Vec<Value>)>,
+    /// A column that must hold none of these values (a NULL passes).
+    pub none_of: Option<(&'static str, Vec<Value>)>,
 }
 
 impl Default for ListQuery {
@@ -181,8 +215,10 @@ impl Default for ListQuery {
             created_from: None,
             created_to: None,
             updated_since: None,
+            updated_before: None,
             equals: Vec::new(),
             any_of: None,
+            none_of: None,
         }
     }
 }

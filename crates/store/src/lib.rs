@@ -117,6 +117,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// Saves a tenant's name and settings; false when there is no such tenant.
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<bool>;
 
     async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()>;
     async fn list_sites(&self, ctx: &TenantCtx) -> StoreResult<Vec<Site>>;
@@ -154,6 +156,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows in ascending id order (ids are time-ordered), after the query's cursor.
     async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>>;
     async fn count_docs(&self, ctx: &TenantCtx, kind: DocKind) -> StoreResult<u64>;
+    /// Deletes up to `query.limit` (at most [`doc::MAX_DELETE`]) rows matching the query's
+    /// filters and cursor, and says how many: retention sweeps call it until it returns less
+    /// than the limit, so no statement holds more than one batch of rows.
+    async fn delete_matching(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<u64>;
     /// Applies every write in one transaction, in order: all of them or none. An update or
     /// delete of a row that does not exist (for its tenant) fails the whole batch with
     /// `MissingReference { field: "id" }`. Consecutive inserts of one tenant and kind travel

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use steward_domain::subject::{LedgerEntry, LegalHold, SubjectRequest};
 use steward_domain::{Event, Lead, Organization, Session, Timestamp, VisitorProfile};
 use uuid::Uuid;
 
@@ -52,6 +53,7 @@ impl Record for Lead {
             self.email.as_ref().map(|email| Lookup::Email.key(keys, &email.lookup_key())).into(),
             self.phone.as_ref().map(|phone| Lookup::Phone.key(keys, phone.as_str())).into(),
             self.contact_id.as_deref().map(|id| Lookup::ContactId.key(keys, id)).into(),
+            Value::Int(i64::from(self.restricted_at.is_some())),
         ]
     }
 }
@@ -87,6 +89,7 @@ impl Record for VisitorProfile {
         vec![
             self.organization_id.map(|id| id.into_uuid()).into(),
             self.contact_id.as_deref().map(|id| Lookup::ContactId.key(keys, id)).into(),
+            Value::Int(i64::from(self.restricted_at.is_some())),
         ]
     }
 }
@@ -127,12 +130,81 @@ impl Record for Event {
     }
 }
 
+impl Record for SubjectRequest {
+    const KIND: DocKind = DocKind::SubjectRequest;
+    fn key(&self) -> Uuid {
+        self.id.into_uuid()
+    }
+    fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
+        let key = |hex: &Option<String>| Value::from(hex.as_deref().and_then(from_hex));
+        vec![
+            self.status.as_str().into(),
+            key(&self.subject_keys.email),
+            key(&self.subject_keys.phone),
+            key(&self.subject_keys.contact_id),
+            key(&self.subject_keys.visitor_id),
+        ]
+    }
+}
+
+impl Record for LegalHold {
+    const KIND: DocKind = DocKind::LegalHold;
+    fn key(&self) -> Uuid {
+        self.id.into_uuid()
+    }
+    fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.created_at
+    }
+    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
+        vec![self.record_id.into()]
+    }
+}
+
+impl Record for LedgerEntry {
+    const KIND: DocKind = DocKind::ErasureEntry;
+    fn key(&self) -> Uuid {
+        self.id.into_uuid()
+    }
+    fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.created_at
+    }
+    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
+        vec![from_hex(&self.key).into()]
+    }
+}
+
+/// Lowercase hex of bytes: how keyed hashes travel inside bodies.
+pub fn to_hex(bytes: &[u8]) -> String {
+    audit::hex(bytes)
+}
+
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
 /// The values with an exact-match lookup column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     Email,
     Phone,
     ContactId,
+    /// A visitor id (its hyphenated form): only in the erasure ledger and request keys.
+    VisitorId,
 }
 
 impl Lookup {
@@ -141,6 +213,7 @@ impl Lookup {
             Self::Email => "email_key",
             Self::Phone => "phone_key",
             Self::ContactId => "contact_key",
+            Self::VisitorId => "visitor_key",
         }
     }
 

@@ -1,7 +1,7 @@
 //! SQL for the document tables, written once for every backend: each statement comes with its
 //! parameters in order, and the dialect only decides how a placeholder is spelled.
 
-use crate::doc::{ColumnType, DocKind, DocRow, DocWrite, ListQuery, MAX_PAGE, Value, WriteOp};
+use crate::doc::{ColumnType, DocKind, DocRow, DocWrite, ListQuery, MAX_DELETE, MAX_PAGE, Value, WriteOp};
 use crate::{StoreError, TenantCtx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +186,26 @@ pub fn list_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, query: &ListQ
     Ok(b.finish())
 }
 
+/// Deletes up to the query's limit (at most [`MAX_DELETE`]) of the rows matching its filters and
+/// cursor, in whatever order the best index gives: retention sweeps and erasure.
+pub fn delete_matching(
+    dialect: Dialect,
+    ctx: &TenantCtx,
+    kind: DocKind,
+    query: &ListQuery,
+) -> Result<Statement, StoreError> {
+    let mut b = Builder::new(dialect);
+    b.push("DELETE FROM ").push(kind.table()).push(" WHERE ");
+    b.tenant(ctx).push(" AND id IN (SELECT id FROM ").push(kind.table()).push(" WHERE ");
+    b.tenant(ctx);
+    if let Some(after) = query.after {
+        b.push(" AND id > ").param(Value::Uuid(after));
+    }
+    filters(&mut b, kind, query)?;
+    b.push(" LIMIT ").push(&query.limit.clamp(1, MAX_DELETE).to_string()).push(")");
+    Ok(b.finish())
+}
+
 /// Every row matching the query's filters (not its cursor or limit) in id order: a bulk read.
 pub fn scan_docs(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> Result<Statement, StoreError> {
     let mut b = Builder::new(dialect);
@@ -234,6 +254,9 @@ fn filters(b: &mut Builder, kind: DocKind, query: &ListQuery) -> Result<(), Stor
     if let Some(since) = query.updated_since {
         b.push(" AND updated_at >= ").param(Value::Time(since));
     }
+    if let Some(before) = query.updated_before {
+        b.push(" AND updated_at < ").param(Value::Time(before));
+    }
     let known = |column: &str| {
         if column == "id" || kind.has_column(column) {
             Ok(())
@@ -258,6 +281,19 @@ fn filters(b: &mut Builder, kind: DocKind, query: &ListQuery) -> Result<(), Stor
                 b.param(value.clone());
             }
             b.push(")");
+        }
+    }
+    if let Some((column, values)) = &query.none_of {
+        known(column)?;
+        if !values.is_empty() {
+            b.push(" AND (").push(column).push(" IS NULL OR ").push(column).push(" NOT IN (");
+            for (index, value) in values.iter().enumerate() {
+                if index > 0 {
+                    b.push(", ");
+                }
+                b.param(value.clone());
+            }
+            b.push("))");
         }
     }
     Ok(())
