@@ -70,6 +70,9 @@ enum Command {
     Client(ClientCommand),
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Data-subject requests that reach the service provider.
+    #[command(subcommand)]
+    Dsr(DsrCommand),
     #[command(subcommand)]
     User(UserCommand),
     #[command(subcommand)]
@@ -92,6 +95,22 @@ enum UserCommand {
         /// users and the shell history would see it). Required.
         #[arg(long)]
         password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DsrCommand {
+    /// Record a data-subject request the provider received and forward it to the tenant, who
+    /// answers it (pending in its API and console). The file holds the request as JSON:
+    /// `{"kind": "erasure", "subject": {"email": "…"}, "received_at": "…", "note": "…"}`.
+    Forward {
+        #[arg(long)]
+        tenant: String,
+        /// A JSON file, or - for standard input.
+        #[arg(long)]
+        file: String,
         #[arg(long)]
         json: bool,
     },
@@ -417,6 +436,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 user.role, user.email, user.id
             );
             emit(json, json!({"id": user.id, "email": user.email.as_str(), "role": user.role.as_str()}), human);
+            Ok(())
+        }
+        Command::Dsr(DsrCommand::Forward { tenant, file, json }) => {
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("reading {file}: {e}"))?
+            };
+            let input: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{file} is not JSON: {e}"))?;
+            let store = store(&settings(&cli.global, None)?).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let request = admin::forward_request(store.as_ref(), &ctx, input, now).await?;
+            let human = format!(
+                "forwarded {} request {} to tenant {tenant}; due {} (pending until the tenant answers it)",
+                request.kind.as_str(),
+                request.id,
+                request.due_at
+            );
+            let value = serde_json::json!({
+                "id": request.id, "kind": request.kind.as_str(), "status": request.status.as_str(),
+                "origin": request.origin.as_str(), "received_at": request.received_at, "due_at": request.due_at,
+            });
+            emit(json, value, human);
             Ok(())
         }
         Command::Audit(AuditCommand::Verify { tenant, json }) => {

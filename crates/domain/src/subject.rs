@@ -237,7 +237,8 @@ pub struct RequestStep {
 /// An access request's archive in the file store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchiveFile {
-    #[serde(skip_serializing)]
+    /// Where the file store keeps it; stored, left out of answers ([`SubjectRequest::public`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schema(ignore)]
     pub key: String,
     pub bytes: u64,
@@ -390,6 +391,9 @@ impl SubjectRequest {
     /// The request as answers show it: without its lookup keys.
     pub fn public(mut self) -> Self {
         self.subject_keys = SubjectKeys::default();
+        if let Some(archive) = self.report.as_mut().and_then(|report| report.archive.as_mut()) {
+            archive.key.clear();
+        }
         self
     }
 

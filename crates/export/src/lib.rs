@@ -5,6 +5,7 @@
 //! publishes both. Writers hold one record at a time (XLSX: one row, spooled to a temporary
 //! file by rust_xlsxwriter's constant-memory mode), so memory does not grow with the export.
 
+pub mod archive;
 pub mod datasets;
 mod tabular;
 mod xlsx;

@@ -12,6 +12,7 @@ pub mod files;
 pub mod jobs;
 pub mod ratelimit;
 pub mod state;
+pub mod subjects;
 
 use std::future::Future;
 

@@ -7,7 +7,7 @@
 //! temporary file first and then sent with its length. A failure mid-way aborts the response
 //! (the client sees a broken transfer, never a short file that looks complete).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,10 +110,12 @@ impl Exportable for Journey {
         pages: mpsc::Sender<Vec<Self>>,
     ) -> anyhow::Result<()> {
         let mut query = ListQuery { limit: JOURNEY_PAGE, ..window };
+        let restricted = restricted_visitors(store.as_ref(), &ctx).await?;
         loop {
-            let sessions: Vec<Session> = store.list(&ctx, &query).await?;
+            let mut sessions: Vec<Session> = store.list(&ctx, &query).await?;
             let full = sessions.len() == JOURNEY_PAGE as usize;
             query.after = sessions.last().map(|s| s.id.into_uuid());
+            sessions.retain(|session| !restricted.contains(session.visitor_profile_id.as_uuid()));
             let page = journeys(store.as_ref(), &ctx, sessions).await?;
             if page.is_empty() || pages.send(page).await.is_err() || !full {
                 return Ok(());
@@ -190,7 +192,46 @@ fn audit_window(window: &ListQuery, limit: u32) -> AuditQuery {
 
 /// Stored records read with the store's bulk scan and opened on a blocking thread of their own,
 /// so reading, opening and writing each have a core's worth of time.
-async fn scan_records<R: Record + Send + 'static>(
+/// Records an export leaves out: those whose processing is restricted (GDPR Art. 18) appear only
+/// in the person's own access archive.
+pub trait Withheld {
+    fn withheld(&self) -> bool;
+}
+
+impl Withheld for Lead {
+    fn withheld(&self) -> bool {
+        self.restricted_at.is_some()
+    }
+}
+
+impl Withheld for VisitorProfile {
+    fn withheld(&self) -> bool {
+        self.restricted_at.is_some()
+    }
+}
+
+impl Withheld for Organization {
+    fn withheld(&self) -> bool {
+        false
+    }
+}
+
+/// The tenant's visitor profiles whose processing is restricted: their journeys are withheld.
+pub async fn restricted_visitors(store: &dyn Store, ctx: &TenantCtx) -> StoreResult<HashSet<Uuid>> {
+    let mut query = ListQuery { limit: PAGE, equals: vec![("restricted", Value::Int(1))], ..ListQuery::default() };
+    let mut found = HashSet::new();
+    loop {
+        let page = store.list_docs(ctx, DocKind::VisitorProfile, &query).await?;
+        let full = page.len() == PAGE as usize;
+        query.after = page.last().map(|doc| doc.id);
+        found.extend(page.iter().map(|doc| doc.id));
+        if !full {
+            return Ok(found);
+        }
+    }
+}
+
+async fn scan_records<R: Record + Withheld + Send + 'static>(
     store: Arc<dyn Store>,
     ctx: TenantCtx,
     window: ListQuery,
@@ -200,8 +241,9 @@ async fn scan_records<R: Record + Send + 'static>(
     let (docs, mut received) = mpsc::channel::<Vec<Doc>>(1);
     let open = tokio::task::spawn_blocking(move || -> StoreResult<()> {
         while let Some(page) = received.blocking_recv() {
-            let records =
-                page.iter().map(|doc| decode_doc::<R>(&ctx, &keys, R::KIND, doc)).collect::<StoreResult<_>>()?;
+            let mut records =
+                page.iter().map(|doc| decode_doc::<R>(&ctx, &keys, R::KIND, doc)).collect::<StoreResult<Vec<R>>>()?;
+            records.retain(|record| !record.withheld());
             if pages.blocking_send(records).is_err() {
                 break;
             }

@@ -24,7 +24,23 @@ impl Resource for Lead {
         &[("email", Lookup::Email), ("phone", Lookup::Phone), ("contact_id", Lookup::ContactId)];
 
     fn build(input: LeadInput, id: Uuid, previous: Option<&Self>, now: Timestamp) -> Result<Self, ValidationErrors> {
-        input.validate(LeadId::from_uuid(id), previous.map_or(now, |p| p.created_at), now)
+        let mut lead = input.validate(LeadId::from_uuid(id), previous.map_or(now, |p| p.created_at), now)?;
+        if let Some(previous) = previous {
+            // Set by data-subject requests only, and kept through every change.
+            lead.restricted_at = previous.restricted_at;
+            lead.objected_at = previous.objected_at;
+            if lead.score.is_some() && lead.score != previous.score {
+                let reason = match (previous.objected_at, previous.restricted_at) {
+                    (Some(_), _) => Some("the person objected to profiling (GDPR Art. 21)"),
+                    (None, Some(_)) => Some("the person's processing is restricted (GDPR Art. 18)"),
+                    (None, None) => None,
+                };
+                if let Some(reason) = reason {
+                    return Err(ValidationErrors::single("score", format!("cannot be set: {reason}")));
+                }
+            }
+        }
+        Ok(lead)
     }
 
     fn references(&self) -> Vec<Reference> {

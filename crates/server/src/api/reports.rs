@@ -207,13 +207,18 @@ pub async fn compute(
     let window = ListQuery { created_from: Some(from), created_to: Some(to), ..ListQuery::default() };
     let needs = report.needs();
     let mut builder = ReportBuilder::new(report, granularity);
+    // Restricted people (GDPR Art. 18) count in no report.
+    let restricted = crate::api::exports::restricted_visitors(store, ctx).await?;
+    let counted = |visitor: &Uuid| !restricted.contains(visitor);
     // The organization of each visitor who visited in the period (from their profiles).
     let mut organization_of: HashMap<Uuid, OrganizationId> = HashMap::new();
     let mut organizations: HashSet<OrganizationId> = HashSet::new();
     if needs.organizations {
         let mut visitors: HashSet<Uuid> = HashSet::new();
         for_each::<Session>(store, ctx, &window, |s| {
-            visitors.insert(s.visitor_profile_id.into_uuid());
+            if counted(s.visitor_profile_id.as_uuid()) {
+                visitors.insert(s.visitor_profile_id.into_uuid());
+            }
         })
         .await?;
         let visitors: Vec<Uuid> = visitors.into_iter().collect();
@@ -226,16 +231,27 @@ pub async fn compute(
     }
     if needs.sessions {
         for_each::<Session>(store, ctx, &window, |session| {
+            if !counted(session.visitor_profile_id.as_uuid()) {
+                return;
+            }
             let organization = organization_of.get(session.visitor_profile_id.as_uuid()).copied();
             builder.add_session(session, organization);
         })
         .await?;
     }
     if needs.events {
-        for_each::<Event>(store, ctx, &window, |event| builder.add_event(event)).await?;
+        for_each::<Event>(store, ctx, &window, |event| {
+            if counted(event.visitor_profile_id.as_uuid()) {
+                builder.add_event(event);
+            }
+        })
+        .await?;
     }
     if needs.leads {
         for_each::<Lead>(store, ctx, &window, |lead| {
+            if lead.restricted_at.is_some() {
+                return;
+            }
             if needs.organizations
                 && let Some(organization) = lead.organization_id
             {

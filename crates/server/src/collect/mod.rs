@@ -353,5 +353,11 @@ pub fn collect_error(error: CollectError) -> ApiError {
             ApiError::Validation(ValidationErrors::single("visitor_profile_id", "does not exist"))
         }
         CollectError::Stopped => ApiError::Unavailable("the collection pipeline is not running; try again".into()),
+        CollectError::Erased => ApiError::Conflict(
+            "this person was erased at their request (GDPR Art. 17) and the erasure ledger names one of these \
+             identifiers; the lead was not stored"
+                .into(),
+            Vec::new(),
+        ),
     }
 }

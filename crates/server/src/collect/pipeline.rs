@@ -10,14 +10,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use steward_domain::journey::{self, Hit, Tail};
+use steward_domain::subject::{LedgerEntry, LedgerReason};
 use steward_domain::tenant::Domain;
 use steward_domain::{
     Event, Lead, Organization, OrganizationId, Session, TenantId, Timestamp, VisitorId, VisitorProfile,
 };
 use steward_store::doc::MAX_PAGE;
-use steward_store::{Batch, DocKind, ListQuery, Record, Store, StoreError, StoreExt, StoreResult, TenantCtx, Value};
+use steward_store::{
+    Batch, DocKind, ListQuery, Lookup, Record, Store, StoreError, StoreExt, StoreResult, TenantCtx, TenantKeys, Value,
+};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -48,6 +52,9 @@ pub enum CollectError {
     NoVisitor(VisitorId),
     #[error("the collection pipeline has stopped")]
     Stopped,
+    /// The person was erased at their request; what arrives for them is dropped.
+    #[error("this person's data was erased at their request (GDPR Art. 17); nothing about them is stored again")]
+    Erased,
 }
 
 impl From<StoreError> for CollectError {
@@ -79,11 +86,14 @@ enum Work {
     Visit(Visit),
     Lead(TenantCtx, Box<Lead>),
     Forget(TenantCtx, VisitorId),
+    /// New ledger entries of a tenant and the visitors they name.
+    Block(TenantCtx, Vec<(Vec<u8>, LedgerReason)>, Vec<VisitorId>),
 }
 
 enum Reply {
     Visit(oneshot::Sender<Result<Vec<Lead>, CollectError>>),
     Lead(oneshot::Sender<Result<Lead, CollectError>>),
+    Done(oneshot::Sender<()>),
     Nothing,
 }
 
@@ -98,7 +108,7 @@ impl Job {
     fn size(&self) -> usize {
         match &self.work {
             Work::Visit(visit) => visit.hits.len() + visit.leads.len(),
-            Work::Lead(..) | Work::Forget(..) => 1,
+            Work::Lead(..) | Work::Forget(..) | Work::Block(..) => 1,
         }
     }
 
@@ -107,6 +117,7 @@ impl Job {
             Work::Visit(visit) => Some((visit.ctx.tenant_id(), visit.visitor)),
             Work::Lead(ctx, lead) => lead.visitor_profile_id.map(|id| (ctx.tenant_id(), id)),
             Work::Forget(ctx, visitor) => Some((ctx.tenant_id(), *visitor)),
+            Work::Block(..) => None,
         }
     }
 
@@ -116,6 +127,7 @@ impl Job {
             (Reply::Lead(reply), Ok(Done::Lead(lead))) => drop(reply.send(Ok(*lead))),
             (Reply::Visit(reply), Err(error)) => drop(reply.send(Err(error))),
             (Reply::Lead(reply), Err(error)) => drop(reply.send(Err(error))),
+            (Reply::Done(reply), _) => drop(reply.send(())),
             // A job's result always matches its reply; anything else has no one waiting.
             _ => {}
         }
@@ -130,7 +142,12 @@ impl Collector {
     fn sender(&self) -> &mpsc::Sender<Job> {
         self.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(QUEUE);
-            let writer = Writer { store: self.store.clone(), clock: self.clock.clone(), cache: Cache::default() };
+            let writer = Writer {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                cache: Cache::default(),
+                ledgers: HashMap::new(),
+            };
             tokio::spawn(writer.run(receiver));
             sender
         })
@@ -157,6 +174,58 @@ impl Collector {
     pub async fn forget(&self, ctx: TenantCtx, visitor: VisitorId) {
         let job = Job { work: Work::Forget(ctx, visitor), reply: Reply::Nothing };
         let _ = self.sender().send(job).await;
+    }
+
+    /// Adds ledger entries (keyed hashes, stored already) to what the writer drops, forgets the
+    /// visitors, and returns once everything queued before is committed: from then on nothing
+    /// for these people is written on this node, so an erasure can delete what is there.
+    pub async fn block(
+        &self,
+        ctx: TenantCtx,
+        entries: Vec<(Vec<u8>, LedgerReason)>,
+        visitors: Vec<VisitorId>,
+    ) -> Result<(), CollectError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { work: Work::Block(ctx, entries, visitors), reply: Reply::Done(reply) };
+        self.sender().send(job).await.map_err(|_| CollectError::Stopped)?;
+        answer.await.map_err(|_| CollectError::Stopped)
+    }
+}
+
+/// How long a node trusts its copy of a tenant's ledger: entries another node adds reach this
+/// one within this time.
+const LEDGER_TTL: Duration = Duration::from_secs(60);
+
+/// A tenant's erasure ledger as the writer checks it.
+struct LedgerView {
+    entries: HashMap<Vec<u8>, LedgerReason>,
+    loaded: Instant,
+}
+
+impl LedgerView {
+    fn reason(&self, key: &[u8]) -> Option<LedgerReason> {
+        self.entries.get(key).copied()
+    }
+
+    /// Whether a lead names an erased person by any of its identifiers.
+    fn erases(&self, keys: &TenantKeys, lead: &Lead) -> bool {
+        if self.entries.is_empty() {
+            return false;
+        }
+        let mut candidates = Vec::with_capacity(4);
+        if let Some(email) = &lead.email {
+            candidates.push(Lookup::Email.key(keys, &email.lookup_key()));
+        }
+        if let Some(phone) = &lead.phone {
+            candidates.push(Lookup::Phone.key(keys, phone.as_str()));
+        }
+        if let Some(contact) = &lead.contact_id {
+            candidates.push(Lookup::ContactId.key(keys, contact));
+        }
+        if let Some(visitor) = lead.visitor_profile_id {
+            candidates.push(Lookup::VisitorId.key(keys, &visitor.to_string()));
+        }
+        candidates.iter().any(|key| self.reason(key) == Some(LedgerReason::Erasure))
     }
 }
 
@@ -218,6 +287,7 @@ struct Writer {
     store: Arc<dyn Store>,
     clock: Clock,
     cache: Cache,
+    ledgers: HashMap<TenantId, LedgerView>,
 }
 
 impl Writer {
@@ -297,8 +367,28 @@ impl Writer {
         now: Timestamp,
     ) -> Result<Done, Option<CollectError>> {
         match work {
-            Work::Visit(visit) => self.place(staging, visit, now).await.map(Done::Leads),
+            Work::Visit(visit) => {
+                let keys = self.store.keys(&visit.ctx).map_err(|e| Some(e.into()))?;
+                let ledger = self.ledger(&visit.ctx).await.map_err(Some)?;
+                if ledger.entries.is_empty() {
+                    return self.place(staging, visit, now).await.map(Done::Leads);
+                }
+                if ledger.reason(&Lookup::VisitorId.key(&keys, &visit.visitor.to_string())).is_some() {
+                    // Erased or objected: the visit is dropped, and the tracker is not told.
+                    return Ok(Done::Leads(Vec::new()));
+                }
+                let leads: Vec<Lead> = visit.leads.iter().filter(|lead| !ledger.erases(&keys, lead)).cloned().collect();
+                if leads.len() == visit.leads.len() {
+                    return self.place(staging, visit, now).await.map(Done::Leads);
+                }
+                let kept = Visit { ctx: visit.ctx, visitor: visit.visitor, hits: visit.hits.clone(), leads };
+                self.place(staging, &kept, now).await.map(Done::Leads)
+            }
             Work::Lead(ctx, lead) => {
+                let keys = self.store.keys(ctx).map_err(|e| Some(e.into()))?;
+                if self.ledger(ctx).await.map_err(Some)?.erases(&keys, lead) {
+                    return Err(Some(CollectError::Erased));
+                }
                 let lead = (**lead).clone();
                 if let Some(visitor) = lead.visitor_profile_id {
                     let key = (ctx.tenant_id(), visitor);
@@ -322,6 +412,19 @@ impl Writer {
                     return Err(None);
                 }
                 Ok(Done::Nothing)
+            }
+            Work::Block(ctx, entries, visitors) => {
+                let ledger = self.ledger(ctx).await.map_err(Some)?;
+                ledger.entries.extend(entries.iter().cloned());
+                let mut staged = false;
+                for visitor in visitors {
+                    let key = (ctx.tenant_id(), *visitor);
+                    self.cache.states.remove(&key);
+                    staged |= staging.visitors.contains_key(&key);
+                }
+                // Staged before the block in this group: commit job by job, so those writes land
+                // before the block answers and the erasure finds them.
+                if staged { Err(None) } else { Ok(Done::Nothing) }
             }
         }
     }
@@ -488,6 +591,30 @@ impl Writer {
         };
         staging.by_domain.insert(by_domain, organization);
         Ok(Some(organization))
+    }
+
+    /// The tenant's ledger, read again when older than [`LEDGER_TTL`].
+    async fn ledger(&mut self, ctx: &TenantCtx) -> Result<&mut LedgerView, CollectError> {
+        let fresh = self.ledgers.get(&ctx.tenant_id()).is_some_and(|view| view.loaded.elapsed() < LEDGER_TTL);
+        if !fresh {
+            let mut entries = HashMap::new();
+            let mut query = ListQuery { limit: MAX_PAGE, ..ListQuery::default() };
+            loop {
+                let page: Vec<LedgerEntry> = self.store.list(ctx, &query).await?;
+                query.after = page.last().map(|entry| entry.id.into_uuid());
+                let full = page.len() == MAX_PAGE as usize;
+                for entry in page {
+                    if let Some(key) = steward_store::records::from_hex(&entry.key) {
+                        entries.insert(key, entry.reason);
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            self.ledgers.insert(ctx.tenant_id(), LedgerView { entries, loaded: Instant::now() });
+        }
+        self.ledgers.get_mut(&ctx.tenant_id()).ok_or(CollectError::Stopped)
     }
 
     /// Stages the final state of every profile and organization the group changed.

@@ -29,6 +29,13 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/exports/{dataset}", &["get"]),
     ("/api/v1/exports/{id}", &["get"]),
     ("/api/v1/exports/{id}/file", &["get"]),
+    ("/api/v1/data-subjects", &["get"]),
+    ("/api/v1/data-subject-requests", &["get", "post"]),
+    ("/api/v1/data-subject-requests/{id}", &["get"]),
+    ("/api/v1/data-subject-requests/{id}/execute", &["post"]),
+    ("/api/v1/data-subject-requests/{id}/extend", &["post"]),
+    ("/api/v1/data-subject-requests/{id}/reject", &["post"]),
+    ("/api/v1/data-subject-requests/{id}/archive", &["get"]),
     ("/api/v1/audit-log", &["get"]),
     ("/api/v1/audit-log/verify", &["get"]),
 ];
