@@ -9,6 +9,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 mod collect;
+mod subjects;
 use serde_json::json;
 use steward_domain::{Lead, Scopes, Timestamp};
 use steward_export::{Format, Writer};
@@ -67,6 +68,16 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         rows: usize,
+    },
+    /// Fills a fresh SQLite tenant in `--data-dir` with `--events` events and `--subjects`
+    /// people, then times the erasure of each person (data-subject request, every store).
+    Erase {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 5)]
+        subjects: usize,
     },
 }
 
@@ -134,6 +145,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", collect::load(load).await?);
         }
         Command::CollectRaw { data_dir, rows } => println!("{}", collect::raw(data_dir, rows).await?),
+        Command::Erase { data_dir, events, subjects: count } => {
+            println!("{}", subjects::erase(data_dir, events, count).await?);
+        }
     }
     Ok(())
 }

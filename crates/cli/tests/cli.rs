@@ -445,3 +445,67 @@ async fn user_create_reads_the_password_from_stdin_and_refuses_weak_ones() {
     assert_eq!(verdict["valid"], true);
     assert_eq!(verdict["entries"], 1, "user.created is audited once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_forwarded_by_the_operator_is_pending_for_the_tenant_who_carries_it_out() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let file = env.dir.path().join("request.json");
+    std::fs::write(
+        &file,
+        r#"{"kind": "access", "subject": {"email": "anna@example.com"}, "received_at": "2026-11-02T08:00:00Z", "note": "letter of 2 Nov"}"#,
+    )
+    .unwrap();
+    let forwarded = env.json(&["dsr", "forward", "--tenant", tenant_id, "--file", file.to_str().unwrap(), "--json"]);
+    assert_eq!(forwarded["status"], "pending");
+    assert_eq!(forwarded["origin"], "processor");
+    assert_eq!(forwarded["due_at"], "2026-12-02T08:00:00Z");
+
+    std::fs::write(&file, r#"{"kind": "access", "subject": {"email": "anna@example.com"}, "execute": true}"#).unwrap();
+    let refused = env.run(&["dsr", "forward", "--tenant", tenant_id, "--file", file.to_str().unwrap(), "--json"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("never carried out by the operator"));
+    assert!(refused.stdout.is_empty());
+
+    let client = env.json(&["client", "create", "--tenant", tenant_id, "--json"]);
+    let url = serve(&env).await;
+    let (_, token) =
+        token(&url, client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap()).await;
+    let http = reqwest::Client::new();
+    let token = token.unwrap();
+    let pending: Value = http
+        .get(format!("{url}/api/v1/data-subject-requests?status=pending"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["data"].as_array().unwrap().len(), 1);
+    assert_eq!(pending["data"][0]["id"], forwarded["id"]);
+    assert_eq!(pending["data"][0]["history"][0]["action"], "forwarded");
+    let id = forwarded["id"].as_str().unwrap();
+    let done = http
+        .post(format!("{url}/api/v1/data-subject-requests/{id}/execute"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["history"][1]["actor_kind"], "client", "the tenant answered it, not the operator");
+    let audit: Value = http
+        .get(format!("{url}/api/v1/audit-log?action=subject_request.forwarded"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["data"][0]["actor"]["kind"], "operator");
+}
