@@ -16,5 +16,6 @@ mod organizations;
 mod problems;
 mod ratelimit;
 mod reports;
+mod retention;
 mod tls;
 mod visitors;

@@ -29,6 +29,10 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/exports/{dataset}", &["get"]),
     ("/api/v1/exports/{id}", &["get"]),
     ("/api/v1/exports/{id}/file", &["get"]),
+    ("/api/v1/retention-policies", &["get", "put"]),
+    ("/api/v1/retention-policies/sweep", &["post"]),
+    ("/api/v1/legal-holds", &["get", "post"]),
+    ("/api/v1/legal-holds/{id}", &["delete"]),
     ("/api/v1/audit-log", &["get"]),
     ("/api/v1/audit-log/verify", &["get"]),
 ];
