@@ -1,6 +1,7 @@
 //! `steward-bench`: the Rust side of `scripts/bench-exports`. Seeds a data dir with leads from
 //! the demo generator, and times the export writers alone (no database, no HTTP) as the
-//! baseline the HTTP exports are compared with. Prints one JSON object per command.
+//! baseline the HTTP exports are compared with; also the collection load and the retention
+//! sweep against their raw SQL baselines. Prints one JSON object per command.
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 mod collect;
+mod retention;
 mod subjects;
 use serde_json::json;
 use steward_domain::{Lead, Scopes, Timestamp};
@@ -79,6 +81,15 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         subjects: usize,
     },
+    /// Times one retention sweep of a tenant with `--expired` expired events (and their
+    /// sessions) and `--fresh` recent ones in a temporary SQLite database, against one unbounded
+    /// `DELETE` of the expired events on a copy; prints durations, rows/s and peak RSS.
+    RetentionSweep {
+        #[arg(long, default_value_t = 1_000_000)]
+        expired: usize,
+        #[arg(long, default_value_t = 100_000)]
+        fresh: usize,
+    },
 }
 
 const BATCH: usize = 10_000;
@@ -148,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Erase { data_dir, events, subjects: count } => {
             println!("{}", subjects::erase(data_dir, events, count).await?);
         }
+        Command::RetentionSweep { expired, fresh } => println!("{}", retention::sweep(expired, fresh).await?),
     }
     Ok(())
 }

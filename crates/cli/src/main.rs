@@ -13,7 +13,7 @@ use serde_json::json;
 use steward_domain::tenant::CollectionSettings;
 use steward_domain::{Scopes, Timestamp};
 use steward_server::config::{DEFAULT_TOML, LogFormat};
-use steward_server::{AppState, Settings, admin, console, open_store};
+use steward_server::{AppState, Settings, admin, console, open_store, retention};
 use steward_store::{Store, StoreExt};
 
 #[derive(Debug, Parser)]
@@ -75,6 +75,8 @@ enum Command {
     Dsr(DsrCommand),
     #[command(subcommand)]
     User(UserCommand),
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     #[command(subcommand)]
     Config(ConfigCommand),
 }
@@ -202,6 +204,19 @@ enum ClientCommand {
         tenant: String,
         #[arg(long)]
         client: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Delete now what the tenants' retention policies no longer keep (legal holds excepted), as
+    /// the server's background sweeper does; exits with 1 if any tenant's sweep failed.
+    Sweep {
+        /// Only this tenant (id or slug); every tenant when omitted.
+        #[arg(long)]
+        tenant: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -462,6 +477,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emit(json, value, human);
             Ok(())
         }
+        Command::Retention(RetentionCommand::Sweep { tenant, json }) => {
+            let settings = settings(&cli.global, None)?;
+            let store = store(&settings).await?;
+            let state = AppState::new(store.clone(), settings);
+            let summary = match tenant {
+                Some(tenant) => {
+                    let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+                    let outcome = retention::TenantOutcome::of(&retention::sweep_tenant(&state, &ctx).await);
+                    let deleted = outcome.deleted.values().sum();
+                    retention::SweepSummary { tenants: vec![outcome], deleted, error: None }
+                }
+                None => retention::sweep_all(&state).await,
+            };
+            emit(json, serde_json::to_value(&summary)?, sweep_lines(&summary));
+            if summary.failed() {
+                anyhow::bail!("the retention sweep failed; the failures are in the tenants' audit logs");
+            }
+            Ok(())
+        }
         Command::Audit(AuditCommand::Verify { tenant, json }) => {
             let store = store(&settings(&cli.global, None)?).await?;
             let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
@@ -482,6 +516,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A sweep's outcome for people: one line per tenant.
+fn sweep_lines(summary: &retention::SweepSummary) -> String {
+    let mut lines: Vec<String> = summary
+        .tenants
+        .iter()
+        .map(|tenant| {
+            let counts: Vec<String> = tenant.deleted.iter().map(|(store, n)| format!("{store} {n}")).collect();
+            let counts = if counts.is_empty() { "nothing".to_string() } else { counts.join(", ") };
+            match (&tenant.error, tenant.held) {
+                (Some(error), _) => format!("{}  FAILED: {error} (deleted before: {counts})", tenant.tenant_id),
+                (None, true) => format!("{}  kept whole by a legal hold", tenant.tenant_id),
+                (None, false) => format!("{}  deleted {counts}", tenant.tenant_id),
+            }
+        })
+        .collect();
+    if let Some(error) = &summary.error {
+        lines.push(format!("FAILED: {error}"));
+    }
+    lines.push(format!("{} rows deleted in all", summary.deleted));
+    lines.join("\n")
 }
 
 /// An audit entry for an operator's change to an API client.

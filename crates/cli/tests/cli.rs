@@ -509,3 +509,80 @@ async fn a_request_forwarded_by_the_operator_is_pending_for_the_tenant_who_carri
         .unwrap();
     assert_eq!(audit["data"][0]["actor"]["kind"], "operator");
 }
+
+#[tokio::test]
+async fn retention_sweep_deletes_what_expired_in_every_tenant_prints_one_json_object_and_exits_1_on_failure() {
+    use steward_store::StoreExt;
+    let env = Env::new().await;
+    let acme = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let globex = env.json(&["tenant", "create", "Globex", "--json"]);
+    let acme_id = acme["id"].as_str().unwrap();
+
+    // Visits of 500 to 600 days ago: past the default 395 days for journeys and profiles.
+    let settings = steward_server::Settings {
+        data_dir: env.dir.path().to_path_buf(),
+        database_url: env.database.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let store = steward_server::open_store(&settings).await.unwrap();
+    let ctx = steward_server::admin::tenant_ctx(store.as_ref(), acme_id).await.unwrap();
+    let now = steward_domain::Timestamp::now();
+    let ago = |days: i64| now.checked_sub(time_days(days)).unwrap();
+    let config =
+        steward_demo::DemoConfig { seed: 5, organizations: 1, visitors: 4, leads: 0, start: ago(600), end: ago(500) };
+    let data = steward_demo::generate(&config);
+    store.insert(&ctx, &data.organizations).await.unwrap();
+    store.insert(&ctx, &data.visitors).await.unwrap();
+    store.insert(&ctx, &data.sessions).await.unwrap();
+    store.insert(&ctx, &data.events).await.unwrap();
+
+    let summary = env.json(&["retention", "sweep", "--json"]);
+    let tenants = summary["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 2, "{summary}");
+    let of = |id: &Value| tenants.iter().find(|t| t["tenant_id"] == *id).unwrap().clone();
+    let swept = of(&acme["id"]);
+    assert_eq!(swept["deleted"]["events"], data.events.len(), "{summary}");
+    assert_eq!(swept["deleted"]["sessions"], data.sessions.len());
+    assert_eq!(swept["deleted"]["visitor-profiles"], data.visitors.len());
+    assert_eq!(swept["deleted"]["leads"], 0);
+    assert_eq!(swept["held"], false);
+    assert_eq!(swept["error"], Value::Null);
+    let untouched = of(&globex["id"]);
+    assert!(untouched["deleted"].as_object().unwrap().values().all(|n| n == 0), "{summary}");
+    assert_eq!(summary["deleted"], data.events.len() + data.sessions.len() + data.visitors.len());
+    assert_eq!(store.count_docs(&ctx, steward_store::DocKind::Organization).await.unwrap(), 1, "kept until deleted");
+
+    let again = env.json(&["retention", "sweep", "--tenant", acme_id, "--json"]);
+    assert_eq!(again["tenants"].as_array().unwrap().len(), 1);
+    assert_eq!(again["deleted"], 0);
+
+    // A sweep that fails exits 1, still printing what it did.
+    store.insert(&ctx, &data.events).await.unwrap();
+    match &env.database {
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let function = "CREATE FUNCTION no_delete() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                BEGIN RAISE EXCEPTION 'injected failure'; END $$";
+            sqlx::query(function).execute(&pool).await.unwrap();
+            let trigger = "CREATE TRIGGER no_delete BEFORE DELETE ON events FOR EACH ROW EXECUTE FUNCTION no_delete()";
+            sqlx::query(trigger).execute(&pool).await.unwrap();
+        }
+        None => {
+            let url = format!("sqlite://{}", env.dir.path().join("steward.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let trigger =
+                "CREATE TRIGGER no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'injected failure'); END";
+            sqlx::query(trigger).execute(&pool).await.unwrap();
+        }
+    }
+    let output = env.run(&["retention", "sweep", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let failed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let failed = failed["tenants"].as_array().unwrap().iter().find(|t| t["tenant_id"] == acme["id"]).unwrap().clone();
+    assert!(failed["error"].as_str().unwrap().contains("injected failure"), "{failed}");
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
+}
+
+fn time_days(days: i64) -> time::Duration {
+    time::Duration::days(days)
+}

@@ -65,6 +65,17 @@ min_group_size = 5
 # Longest period (from-to) one report covers, in days. Environment: STEWARD_REPORTS__MAX_DAYS.
 max_days = 366
 
+[retention]
+# Retention sweeps delete what the tenants' policies (GET/PUT /api/v1/retention-policies) no
+# longer keep, except what a legal hold keeps. Minutes between sweeps in this process; the first
+# runs five minutes after start (or after one interval, if shorter), so a node that restarts
+# often still sweeps. 0 turns the sweeper off here (`steward retention sweep` still runs one).
+# Environment: STEWARD_RETENTION__SWEEP_INTERVAL_MINUTES.
+sweep_interval_minutes = 60
+# Most rows one delete statement removes (1 to 50000): a sweep deletes batch after batch, so no
+# statement holds locks, journal or memory for more than one batch.
+batch_size = 10000
+
 [tls]
 # A PEM certificate chain and its private key: with both set Steward serves HTTPS itself (rustls)
 # and sends Strict-Transport-Security. Empty: plain HTTP, e.g. behind a proxy that ends TLS and
@@ -119,6 +130,23 @@ pub struct Settings {
     pub privacy: PrivacySettings,
     pub tls: TlsSettings,
     pub collect: CollectSettings,
+    pub retention: RetentionSweepSettings,
+}
+
+/// When and how the retention sweeper runs (see [`crate::retention`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSweepSettings {
+    /// 0: no background sweeps in this process.
+    pub sweep_interval_minutes: u32,
+    /// Rows per delete statement, 1 to [`steward_store::doc::MAX_DELETE`].
+    pub batch_size: u32,
+}
+
+impl Default for RetentionSweepSettings {
+    fn default() -> Self {
+        Self { sweep_interval_minutes: 60, batch_size: 10_000 }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +251,7 @@ impl Default for Settings {
             privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
             tls: TlsSettings::default(),
             collect: CollectSettings::default(),
+            retention: RetentionSweepSettings::default(),
         }
     }
 }
@@ -278,6 +307,10 @@ impl Settings {
         }
         if self.collect.max_events == 0 || self.collect.max_body_bytes == 0 {
             return Err(SettingsError("collect: max_events and max_body_bytes must be above zero".into()));
+        }
+        let max_batch = steward_store::doc::MAX_DELETE;
+        if !(1..=max_batch).contains(&self.retention.batch_size) {
+            return Err(SettingsError(format!("retention: batch_size must be from 1 to {max_batch}")));
         }
         Ok(())
     }

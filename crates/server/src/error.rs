@@ -80,6 +80,10 @@ pub enum ApiError {
     /// A request body past its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A server-side failure whose cause is already logged and whose detail helps the client
+    /// (what failed, what to do) without internals or personal data: 500 with that detail.
+    #[error("{0}")]
+    Failed(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -117,7 +121,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -204,6 +208,7 @@ impl IntoResponse for ApiError {
             | Self::UnsupportedMediaType(detail)
             | Self::Gone(detail)
             | Self::Unavailable(detail)
+            | Self::Failed(detail)
             | Self::PayloadTooLarge(detail) => (detail, Vec::new(), None),
         };
         let problem = Problem {

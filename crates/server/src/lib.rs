@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod jobs;
 pub mod ratelimit;
+pub mod retention;
 pub mod state;
 pub mod subjects;
 
@@ -29,6 +30,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let worker = state.settings.exports.worker.then(|| jobs::spawn_worker(state.clone()));
+    let sweeper = retention::spawn_sweeper(state.clone());
     let served = if state.settings.tls.enabled() {
         serve_tls(listener, state, shutdown).await
     } else {
@@ -38,6 +40,10 @@ pub async fn serve(
     if let Some(worker) = worker {
         // An interrupted job keeps its lease until it runs out, then any node runs it again.
         worker.abort();
+    }
+    if let Some(sweeper) = sweeper {
+        // Each batch commits on its own: an interrupted sweep is finished by the next one.
+        sweeper.abort();
     }
     served
 }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub collector: Collector,
     pub edge: Arc<Edge>,
     pub sites: Arc<SiteCache>,
+    /// The last retention sweeps of this process, for `/readyz` and the API.
+    pub sweeps: Arc<crate::retention::SweepStatus>,
 }
 
 impl AppState {
@@ -47,7 +49,17 @@ impl AppState {
                 Edge::new(&crate::config::CollectSettings::default()).expect("the default settings name no file")
             })
         }));
-        Self { store, settings: Arc::new(settings), clock, limiter, files, collector, edge, sites: Arc::default() }
+        Self {
+            store,
+            settings: Arc::new(settings),
+            clock,
+            limiter,
+            files,
+            collector,
+            edge,
+            sites: Arc::default(),
+            sweeps: Arc::default(),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod health;
 pub mod leads;
 pub mod organizations;
 pub mod reports;
+pub mod retention;
 pub mod subjects;
 pub mod visitors;
 
@@ -45,6 +46,7 @@ use crate::state::AppState;
         (name = "reports", description = "Analytical reports per day, week or month; never personal: small groups are suppressed"),
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
         (name = "data-subjects", description = "Data-subject rights (GDPR Art. 15 to 21): find everything held on a person; record, carry out, extend or reject their requests"),
+        (name = "retention", description = "How long each dataset is kept, legal holds that keep records past it, and sweeps that delete the rest"),
         (name = "audit", description = "The tenant's tamper-evident audit log: exports, refusals, changes"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and introspection (RFC 7662)"),
         (name = "collection", description = "Public collection from websites, authorised by a site key: the tracker script and its batches of events"),
@@ -102,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(subjects::extend_request))
         .routes(routes!(subjects::reject_request))
         .routes(routes!(subjects::download_archive))
+        .routes(routes!(retention::get_retention_policies, retention::put_retention_policies))
+        .routes(routes!(retention::sweep_now))
+        .routes(routes!(retention::list_legal_holds, retention::create_legal_hold))
+        .routes(routes!(retention::delete_legal_hold))
         .routes(routes!(audit::list_audit_log))
         .routes(routes!(audit::verify_audit_log))
         .routes(routes!(crate::collect::tracker_script))

@@ -16,6 +16,7 @@ mod organizations;
 mod problems;
 mod ratelimit;
 mod reports;
+mod retention;
 mod subjects;
 mod tls;
 mod visitors;

@@ -36,6 +36,10 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/data-subject-requests/{id}/extend", &["post"]),
     ("/api/v1/data-subject-requests/{id}/reject", &["post"]),
     ("/api/v1/data-subject-requests/{id}/archive", &["get"]),
+    ("/api/v1/retention-policies", &["get", "put"]),
+    ("/api/v1/retention-policies/sweep", &["post"]),
+    ("/api/v1/legal-holds", &["get", "post"]),
+    ("/api/v1/legal-holds/{id}", &["delete"]),
     ("/api/v1/audit-log", &["get"]),
     ("/api/v1/audit-log/verify", &["get"]),
 ];
