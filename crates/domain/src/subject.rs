@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Month};
 
 use crate::email::Email;
-use crate::id::{LeadId, OrganizationId, VisitorId};
+use crate::id::VisitorId;
 use crate::phone::Phone;
 use crate::text::{self, nonblank};
 use crate::time::Timestamp;
@@ -561,14 +561,6 @@ impl RetentionSettings {
     pub fn is_default(&self, dataset: RetentionDataset) -> bool {
         !self.days.contains_key(dataset.as_str())
     }
-}
-
-/// Records a person's data sits in, found by [`Subject`]; ids only.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Footprint {
-    pub leads: Vec<LeadId>,
-    pub visitors: Vec<VisitorId>,
-    pub organizations: Vec<OrganizationId>,
 }
 
 #[cfg(test)]

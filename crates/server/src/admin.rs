@@ -121,7 +121,6 @@ pub async fn forward_request(
     input: serde_json::Value,
     now: Timestamp,
 ) -> Result<steward_domain::subject::SubjectRequest, AdminError> {
-    use steward_store::StoreExt;
     let input: crate::api::subjects::RequestInput =
         serde_json::from_value(input).map_err(|e| AdminError::Invalid(format!("the request file: {e}")))?;
     if input.execute.is_some() {
@@ -132,23 +131,11 @@ pub async fn forward_request(
     let (mut request, _) = input
         .validate(steward_domain::subject::RequestOrigin::Processor, now)
         .map_err(|errors| AdminError::Invalid(errors.to_string()))?;
-    let keys = store.keys(ctx)?;
-    if let Some(subject) = &request.subject {
-        request.subject_keys = crate::subjects::subject_keys(&keys, subject);
-    }
     request.step(now, "forwarded", ("operator", None), Some("received by the service provider and forwarded".into()));
-    store.insert(ctx, std::slice::from_ref(&request)).await?;
-    let draft = steward_store::AuditDraft {
-        at: now,
+    let operator = crate::subjects::Acting {
         actor: steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None },
-        action: "subject_request.forwarded".into(),
-        target: steward_store::Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] },
-        detail: serde_json::json!({
-            "request": request.id, "kind": request.kind.as_str(), "received_at": request.received_at,
-            "due_at": request.due_at,
-        }),
         ip_network: None,
     };
-    store.audit(ctx, &draft).await?;
+    crate::subjects::record_pending(store, ctx, &mut request, &operator, "subject_request.forwarded", now).await?;
     Ok(request)
 }

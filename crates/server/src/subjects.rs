@@ -81,6 +81,11 @@ pub struct Person {
     pub subject_requests: Vec<SubjectRequest>,
     /// Audit entries whose target names one of the person's records or requests.
     pub audit_entries: Vec<AuditEntry>,
+    /// The organizations holding those contact entries, as read (erasure and rectification
+    /// change them).
+    #[serde(skip)]
+    #[schema(ignore)]
+    organizations: Vec<Organization>,
 }
 
 impl Person {
@@ -122,6 +127,29 @@ pub fn subject_keys(keys: &TenantKeys, subject: &Subject) -> SubjectKeys {
         contact_id: subject.contact_id.as_deref().map(|id| to_hex(&Lookup::ContactId.key(keys, id))),
         visitor_id: subject.visitor_id.map(|id| to_hex(&Lookup::VisitorId.key(keys, &id.to_string()))),
     }
+}
+
+/// Stores a request left pending (recorded for later, or forwarded by the operator) with its
+/// lookup keys, and audits it as `action`.
+pub async fn record_pending(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    request: &mut SubjectRequest,
+    acting: &Acting,
+    action: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let Some(subject) = &request.subject {
+        request.subject_keys = subject_keys(&*store.keys(ctx)?, subject);
+    }
+    store.insert(ctx, std::slice::from_ref(request)).await?;
+    let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
+    let detail = serde_json::json!({
+        "request": request.id, "kind": request.kind.as_str(), "origin": request.origin.as_str(),
+        "received_at": request.received_at, "due_at": request.due_at,
+    });
+    store.audit(ctx, &acting.draft(now, action, target, detail)).await?;
+    Ok(())
 }
 
 /// Every record of `R` matching `query` (its cursor and limit aside), page by page.
@@ -194,7 +222,10 @@ pub async fn find(store: &dyn Store, ctx: &TenantCtx, subject: &Subject) -> Stor
 
     let mut person =
         Person { leads: leads.into_values().collect(), visitor_profiles: profiles, journeys, ..Person::default() };
-    person.organization_contacts = contacts_of(store, ctx, &person).await?.into_iter().flat_map(|(_, c)| c).collect();
+    for (organization, contacts) in contacts_of(store, ctx, &person).await? {
+        person.organization_contacts.extend(contacts);
+        person.organizations.push(organization);
+    }
     person.subject_requests = requests_of(store, ctx, &keys, subject, &person).await?;
     Ok(person)
 }
@@ -475,11 +506,12 @@ async fn erase(
     let emails = person.emails();
     let now = state.clock.now();
     let mut contacts = 0;
-    for (mut organization, entries) in contacts_of(store, ctx, &person).await? {
-        contacts += entries.len() as u64;
+    for mut organization in person.organizations.clone() {
+        let before = organization.contacts.len();
         organization.contacts.retain(|c| {
             !(leads.contains(&c.lead_id) || c.email.as_ref().is_some_and(|e| emails.contains(&e.lookup_key())))
         });
+        contacts += (before - organization.contacts.len()) as u64;
         if organization.email.as_ref().is_some_and(|e| emails.contains(&e.lookup_key())) {
             organization.email = None;
         }
@@ -576,7 +608,7 @@ async fn rectify(
     }
     let old_emails = person.emails();
     let mut contacts = 0;
-    for (mut organization, _) in contacts_of(store, ctx, &person).await? {
+    for mut organization in person.organizations.clone() {
         let mut changed = false;
         for contact in &mut organization.contacts {
             let by_email = contact.email.as_ref().is_some_and(|e| old_emails.contains(&e.lookup_key()));

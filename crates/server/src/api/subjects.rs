@@ -198,7 +198,15 @@ pub async fn create_request(
     if execute {
         subjects::execute(&state, &caller.ctx, &mut request, &acting, false).await?;
     } else {
-        record_pending(&state, &caller.ctx, &mut request, &acting, "subject_request.received").await?;
+        subjects::record_pending(
+            state.store.as_ref(),
+            &caller.ctx,
+            &mut request,
+            &acting,
+            "subject_request.received",
+            now,
+        )
+        .await?;
     }
     let location = format!("/api/v1/data-subject-requests/{}", request.id);
     let mut response = (StatusCode::CREATED, Json(request.public())).into_response();
@@ -206,28 +214,6 @@ pub async fn create_request(
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
-}
-
-/// Stores a pending request with its keys, and audits it.
-pub async fn record_pending(
-    state: &AppState,
-    ctx: &steward_store::TenantCtx,
-    request: &mut SubjectRequest,
-    acting: &Acting,
-    action: &str,
-) -> Result<(), ApiError> {
-    let keys = state.store.keys(ctx)?;
-    if let Some(subject) = &request.subject {
-        request.subject_keys = subjects::subject_keys(&keys, subject);
-    }
-    state.store.insert(ctx, std::slice::from_ref(request)).await?;
-    let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
-    let detail = serde_json::json!({
-        "request": request.id, "kind": request.kind.as_str(), "origin": request.origin.as_str(),
-        "received_at": request.received_at, "due_at": request.due_at,
-    });
-    crate::api::audit::record(state, ctx, acting.draft(state.clock.now(), action, target, detail)).await?;
-    Ok(())
 }
 
 /// The tenant's requests, oldest first, by `status` (pending, completed, rejected) and `kind`.
