@@ -3,10 +3,7 @@
 //! downloads the finished file with `ETag` (its SHA-256) and `Range`, so a broken download
 //! resumes where it stopped.
 
-use std::io::SeekFrom;
-
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -14,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use steward_domain::{Scope, Timestamp, ValidationErrors};
 use steward_export::{DatasetName, Format};
 use steward_store::{JobRecord, JobStatus, Target};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
 use super::audit;
 use super::common::{JsonBody, from_json};
 use super::exports;
+use super::files::{StoredFile, serve_file};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::jobs::{EXPORT, ExportJob};
@@ -272,105 +269,12 @@ pub async fn download_export(
     }
     let key = export.file.clone().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("succeeded job without file")))?;
     let sha = export.sha256.clone().unwrap_or_default();
-    let etag = format!("\"{sha}\"");
-    let (file, length) = state
-        .files
-        .open(&key)
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::Gone(format!("the file of export job {} is no longer stored", job.id)))?;
-
-    let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if header_text(header::IF_NONE_MATCH)
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        return Ok(with_file_headers(StatusCode::NOT_MODIFIED.into_response(), &etag, &export, job.id));
-    }
-    // If-Range with another validator means the file changed: send it whole.
-    let range_applies = header_text(header::IF_RANGE).is_none_or(|tag| tag.trim() == etag);
-    let range = match header_text(header::RANGE) {
-        Some(range) if range_applies => {
-            Some(parse_range(&range, length).ok_or_else(|| ApiError::RangeNotSatisfiable {
-                detail: format!(
-                    "the range {range:?} is outside the file of {length} bytes; ask for bytes=N- with N < {length}"
-                ),
-                length,
-            })?)
-        }
-        _ => None,
+    let file = StoredFile {
+        key: &key,
+        sha256: &sha,
+        media_type: export.format.media_type(),
+        filename: format!("{}-{}.{}", export.dataset, job.id, export.format),
+        gone: format!("the file of export job {} is no longer stored", job.id),
     };
-    let (start, end) = range.unwrap_or((0, length.saturating_sub(1)));
-    let count = if length == 0 { 0 } else { end - start + 1 };
-    let mut file = tokio::fs::File::from_std(file);
-    file.seek(SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(e.into()))?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024));
-    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-    let mut response = with_file_headers((status, body).into_response(), &etag, &export, job.id);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
-    if range.is_some()
-        && let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{length}"))
-    {
-        headers.insert(header::CONTENT_RANGE, value);
-    }
-    Ok(response)
-}
-
-fn with_file_headers(mut response: Response, etag: &str, export: &ExportJob, id: Uuid) -> Response {
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        headers.insert(header::ETAG, value);
-    }
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(export.format.media_type()));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    let name = format!("attachment; filename=\"{}-{id}.{}\"", export.dataset, export.format);
-    if let Ok(value) = HeaderValue::from_str(&name) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
-}
-
-/// One `bytes=` range (RFC 9110 §14.1.2) as inclusive offsets within `length`; several ranges
-/// or a malformed header mean "send it whole" (`Some` of the full range).
-fn parse_range(text: &str, length: u64) -> Option<(u64, u64)> {
-    let whole = Some((0, length.saturating_sub(1)));
-    let Some(spec) = text.trim().strip_prefix("bytes=") else { return whole };
-    if spec.contains(',') {
-        return whole;
-    }
-    let (first, last) = spec.split_once('-')?;
-    let (first, last) = (first.trim(), last.trim());
-    let range = if first.is_empty() {
-        let suffix: u64 = last.parse().ok()?;
-        if suffix == 0 || length == 0 {
-            return None;
-        }
-        (length.saturating_sub(suffix), length - 1)
-    } else {
-        let start: u64 = first.parse().ok()?;
-        let end = if last.is_empty() {
-            length.checked_sub(1)?
-        } else {
-            last.parse::<u64>().ok()?.min(length.checked_sub(1)?)
-        };
-        (start, end)
-    };
-    (range.0 <= range.1 && range.0 < length).then_some(range)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges_follow_rfc_9110() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=90-500", 100), Some((90, 99)), "the end is clipped");
-        assert_eq!(parse_range("bytes=100-", 100), None, "unsatisfiable");
-        assert_eq!(parse_range("bytes=5-2", 100), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), Some((0, 99)), "several ranges: the whole file");
-        assert_eq!(parse_range("items=0-1", 100), Some((0, 99)));
-    }
+    serve_file(&state, &headers, file).await
 }

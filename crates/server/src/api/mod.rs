@@ -4,6 +4,7 @@ pub mod audit;
 pub mod common;
 pub mod export_jobs;
 pub mod exports;
+pub mod files;
 pub mod health;
 pub mod leads;
 pub mod organizations;
