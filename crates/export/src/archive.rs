@@ -50,6 +50,11 @@ impl<W: Write + Seek + Send> Archive<W> {
         Ok(value)
     }
 
+    /// `(name, bytes, sha256 hex)` of every member written so far.
+    pub fn members(&self) -> &[(String, u64, String)] {
+        &self.members
+    }
+
     pub fn add(&mut self, name: &str, content: &[u8]) -> Result<(), ExportError> {
         self.member(name, |out| Ok(out.write_all(content)?))
     }

@@ -8,7 +8,6 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::{SetRequestHeaderLayer, SetResponseHeaderLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -41,7 +40,9 @@ pub fn build(state: AppState) -> Router {
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 Duration::from_secs(300),
             ))
-            .layer(RequestBodyLimitLayer::new(max_body))
+            // Every extractor that buffers a body (JSON, forms, bytes) stops at `api.max_body_bytes`
+            // with 413; handlers that stream a body (imports) count it against their own limit.
+            .layer(axum::extract::DefaultBodyLimit::max(max_body))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

@@ -42,6 +42,9 @@ token_ttl_seconds = 3600
 rate_limit_per_minute = 500
 # Largest request body accepted, in bytes.
 max_body_bytes = 1048576
+# Largest upload to POST /api/v1/imports/... (a tenant archive), in bytes (4 GiB). The upload is
+# written to a temporary file as it arrives, never held in memory.
+max_import_bytes = 4294967296
 
 [exports]
 # Largest file a streamed export (console or GET /api/v1/exports/{dataset}) may produce, in
@@ -175,6 +178,7 @@ pub struct ApiSettings {
     pub token_ttl_seconds: u32,
     pub rate_limit_per_minute: u32,
     pub max_body_bytes: usize,
+    pub max_import_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,7 +243,12 @@ impl Default for Settings {
             master_key: None,
             keys_dir: String::new(),
             log_format: LogFormat::Text,
-            api: ApiSettings { token_ttl_seconds: 3600, rate_limit_per_minute: 500, max_body_bytes: 1_048_576 },
+            api: ApiSettings {
+                token_ttl_seconds: 3600,
+                rate_limit_per_minute: 500,
+                max_body_bytes: 1_048_576,
+                max_import_bytes: 4 * 1024 * 1024 * 1024,
+            },
             exports: ExportSettings {
                 console_max_bytes: 512 * 1024 * 1024,
                 console_max_days: 366,

@@ -78,12 +78,16 @@ pub fn worker_name() -> String {
     format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
-/// Runs export jobs until the process stops: one at a time, polling when there is none.
+/// Runs export jobs and tenant archives until the process stops: one at a time, polling when there is none.
 pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
     let owner = worker_name();
     tokio::spawn(async move {
         loop {
-            match run_once(&state, &owner).await {
+            let ran = match run_once(&state, &owner).await {
+                Ok(false) => Box::pin(crate::tenant_archive::run_once(&state, &owner)).await,
+                other => other,
+            };
+            match ran {
                 Ok(true) => {}
                 Ok(false) => tokio::time::sleep(Duration::from_millis(500)).await,
                 Err(error) => {

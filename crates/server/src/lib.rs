@@ -9,11 +9,14 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod files;
+pub mod import;
 pub mod jobs;
 pub mod ratelimit;
+pub mod register;
 pub mod retention;
 pub mod state;
 pub mod subjects;
+pub mod tenant_archive;
 
 use std::future::Future;
 

@@ -41,9 +41,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "send the body as application/json (or application/merge-patch+json for PATCH)".into(),
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| ApiError::BadRequest {
-            detail: format!("the request body could not be read: {rejection}"),
-            errors: Vec::new(),
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(
+                    "the body is larger than this server accepts (api.max_body_bytes); send less at once".into(),
+                )
+            } else {
+                ApiError::BadRequest {
+                    detail: format!("the request body could not be read: {rejection}"),
+                    errors: Vec::new(),
+                }
+            }
         })?;
         let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
             detail: format!("the body is not valid JSON: {e}"),

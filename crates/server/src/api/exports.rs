@@ -46,6 +46,7 @@ pub trait Exportable: Dataset + Send + Sync {
         store: Arc<dyn Store>,
         ctx: TenantCtx,
         window: ListQuery,
+        audience: Audience,
         pages: mpsc::Sender<Vec<Self>>,
     ) -> anyhow::Result<()>;
 
@@ -76,9 +77,10 @@ macro_rules! exportable_record {
                 store: Arc<dyn Store>,
                 ctx: TenantCtx,
                 window: ListQuery,
+                audience: Audience,
                 pages: mpsc::Sender<Vec<Self>>,
             ) -> anyhow::Result<()> {
-                scan_records(store, ctx, window, pages).await
+                scan_records(store, ctx, window, audience, pages).await
             }
             async fn measure(store: &dyn Store, ctx: &TenantCtx, window: &ListQuery) -> StoreResult<(u64, u64)> {
                 store.measure_docs(ctx, <$type as Record>::KIND, window).await
@@ -107,10 +109,14 @@ impl Exportable for Journey {
         store: Arc<dyn Store>,
         ctx: TenantCtx,
         window: ListQuery,
+        audience: Audience,
         pages: mpsc::Sender<Vec<Self>>,
     ) -> anyhow::Result<()> {
         let mut query = ListQuery { limit: JOURNEY_PAGE, ..window };
-        let restricted = restricted_visitors(store.as_ref(), &ctx).await?;
+        let restricted = match audience {
+            Audience::Export => restricted_visitors(store.as_ref(), &ctx).await?,
+            Audience::Archive => HashSet::new(),
+        };
         loop {
             let mut sessions: Vec<Session> = store.list(&ctx, &query).await?;
             let full = sessions.len() == JOURNEY_PAGE as usize;
@@ -144,6 +150,7 @@ impl Exportable for AuditEntry {
         store: Arc<dyn Store>,
         ctx: TenantCtx,
         window: ListQuery,
+        _audience: Audience,
         pages: mpsc::Sender<Vec<Self>>,
     ) -> anyhow::Result<()> {
         let mut query = audit_window(&window, PAGE);
@@ -192,6 +199,15 @@ fn audit_window(window: &ListQuery, limit: u32) -> AuditQuery {
 
 /// Stored records read with the store's bulk scan and opened on a blocking thread of their own,
 /// so reading, opening and writing each have a core's worth of time.
+/// Who a scan is for. An export (and a report) leaves out the records whose processing is
+/// restricted; the tenant's own archive (Data Act switching) keeps every record, restriction
+/// marks included, since the controller's data must travel whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Export,
+    Archive,
+}
+
 /// Records an export leaves out: those whose processing is restricted (GDPR Art. 18) appear only
 /// in the person's own access archive.
 pub trait Withheld {
@@ -235,6 +251,7 @@ async fn scan_records<R: Record + Withheld + Send + 'static>(
     store: Arc<dyn Store>,
     ctx: TenantCtx,
     window: ListQuery,
+    audience: Audience,
     pages: mpsc::Sender<Vec<R>>,
 ) -> anyhow::Result<()> {
     let keys = store.keys(&ctx)?;
@@ -243,7 +260,9 @@ async fn scan_records<R: Record + Withheld + Send + 'static>(
         while let Some(page) = received.blocking_recv() {
             let mut records =
                 page.iter().map(|doc| decode_doc::<R>(&ctx, &keys, R::KIND, doc)).collect::<StoreResult<Vec<R>>>()?;
-            records.retain(|record| !record.withheld());
+            if audience == Audience::Export {
+                records.retain(|record| !record.withheld());
+            }
             if pages.blocking_send(records).is_err() {
                 break;
             }
@@ -532,7 +551,7 @@ pub async fn run<R: Exportable, W: Write + Send + 'static>(
         Ok(writer.finish()?)
     });
     // When the writer stops early (the client went away), the scan ends and its error tells why.
-    let read_result = R::scan(store, ctx, window, pages).await;
+    let read_result = R::scan(store, ctx, window, Audience::Export, pages).await;
     let written = writer.await.map_err(|e| anyhow::anyhow!("export writer failed: {e}"))?;
     read_result?;
     written

@@ -1,5 +1,6 @@
 //! The HTTP API: route table, OpenAPI document and its renderer.
 
+pub mod archives;
 pub mod audit;
 pub mod common;
 pub mod export_jobs;
@@ -48,6 +49,7 @@ use crate::state::AppState;
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
         (name = "data-subjects", description = "Data-subject rights (GDPR Art. 15 to 21): find everything held on a person; record, carry out, extend or reject their requests"),
         (name = "retention", description = "How long each dataset is kept, legal holds that keep records past it, and sweeps that delete the rest"),
+        (name = "switching", description = "Data Act (Regulation 2023/2854): the public data register, tenant archives, switching provider"),
         (name = "audit", description = "The tenant's tamper-evident audit log: exports, refusals, changes"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and introspection (RFC 7662)"),
         (name = "collection", description = "Public collection from websites, authorised by a site key: the tracker script and its batches of events"),
@@ -109,6 +111,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(retention::sweep_now))
         .routes(routes!(retention::list_legal_holds, retention::create_legal_hold))
         .routes(routes!(retention::delete_legal_hold))
+        .routes(routes!(archives::create_tenant_archive))
+        .routes(routes!(archives::get_tenant_archive))
+        .routes(routes!(archives::download_tenant_archive))
+        .routes(routes!(archives::data_register))
+        .routes(routes!(archives::dataset_schema))
+        .routes(routes!(archives::import_archive))
         .routes(routes!(audit::list_audit_log))
         .routes(routes!(audit::verify_audit_log))
         .routes(routes!(crate::collect::tracker_script))

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod archives;
 mod audit;
 mod collect;
 mod console_auth;

@@ -40,6 +40,12 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/retention-policies/sweep", &["post"]),
     ("/api/v1/legal-holds", &["get", "post"]),
     ("/api/v1/legal-holds/{id}", &["delete"]),
+    ("/api/v1/archives", &["post"]),
+    ("/api/v1/archives/{id}", &["get"]),
+    ("/api/v1/archives/{id}/file", &["get"]),
+    ("/api/v1/imports/archive", &["post"]),
+    ("/data-register", &["get"]),
+    ("/data-register/schemas/{file}", &["get"]),
     ("/api/v1/audit-log", &["get"]),
     ("/api/v1/audit-log/verify", &["get"]),
 ];

@@ -1,0 +1,3 @@
+//! Bringing data in: a Steward tenant archive (`archive`).
+
+pub mod archive;
