@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use steward_domain::subject::{HoldScope, LegalHold, RetentionDataset};
-use steward_domain::{Lead, TenantId, Timestamp};
-use steward_store::{DocKind, ListQuery, Record, StoreError, StoreExt, StoreResult, Target, TenantCtx, Value};
+use steward_domain::{Lead, LeadId, Organization, TenantId, Timestamp, VisitorProfile};
+use steward_store::{Batch, DocKind, ListQuery, Record, StoreError, StoreExt, StoreResult, Target, TenantCtx, Value};
 
 use crate::api::audit;
 use crate::state::AppState;
@@ -281,6 +281,67 @@ async fn delete_expired(
     }
 }
 
+/// Expired leads batch by batch, each batch in one transaction with what points at them: the
+/// contact entries (name and email copies) in their organizations and the `lead_ids` of their
+/// visitor profiles, so nothing of an expired lead outlives it.
+async fn delete_expired_leads(
+    state: &AppState,
+    ctx: &TenantCtx,
+    query: &ListQuery,
+    batches: &mut u64,
+) -> (u64, Option<StoreError>) {
+    let mut deleted = 0;
+    loop {
+        match delete_lead_batch(state, ctx, query).await {
+            Ok(count) => {
+                *batches += 1;
+                deleted += count;
+                if count < u64::from(query.limit) {
+                    return (deleted, None);
+                }
+            }
+            Err(error) => return (deleted, Some(error)),
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn delete_lead_batch(state: &AppState, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<u64> {
+    let leads: Vec<Lead> = state.store.list(ctx, query).await?;
+    if leads.is_empty() {
+        return Ok(0);
+    }
+    let ids: BTreeSet<LeadId> = leads.iter().map(|lead| lead.id).collect();
+    let organization_ids: BTreeSet<uuid::Uuid> =
+        leads.iter().filter_map(|lead| lead.organization_id.map(|id| id.into_uuid())).collect();
+    let profile_ids: BTreeSet<uuid::Uuid> =
+        leads.iter().filter_map(|lead| lead.visitor_profile_id.map(|id| id.into_uuid())).collect();
+    let keys = state.store.keys(ctx)?;
+    let mut batch = Batch::default();
+    let now = state.clock.now();
+    let store = state.store.as_ref();
+    for mut organization in crate::subjects::any_of::<Organization>(store, ctx, "id", &organization_ids).await? {
+        let before = organization.contacts.len();
+        organization.contacts.retain(|contact| !ids.contains(&contact.lead_id));
+        if organization.contacts.len() != before {
+            organization.updated_at = now;
+            batch.update(ctx, &keys, &organization)?;
+        }
+    }
+    for mut profile in crate::subjects::any_of::<VisitorProfile>(store, ctx, "id", &profile_ids).await? {
+        let before = profile.lead_ids.len();
+        profile.lead_ids.retain(|id| !ids.contains(id));
+        if profile.lead_ids.len() != before {
+            batch.update(ctx, &keys, &profile)?;
+        }
+    }
+    for id in &ids {
+        batch.delete(ctx, DocKind::Lead, id.into_uuid());
+    }
+    state.store.write_docs(batch.writes()).await?;
+    Ok(leads.len() as u64)
+}
+
 fn error_text(error: &StoreError) -> String {
     let text = error.to_string();
     match text.char_indices().nth(MAX_ERROR_CHARS) {
@@ -417,7 +478,11 @@ async fn sweep_into(state: &AppState, ctx: &TenantCtx, report: &mut SweepReport)
         let cutoff = report.started_at.checked_sub(time::Duration::days(i64::from(days))).unwrap_or(report.started_at);
         report.cutoffs.insert(dataset.as_str().into(), cutoff);
         for (name, kind, query) in deletes(dataset, cutoff, &held, limit) {
-            let (deleted, error) = delete_expired(state, ctx, kind, &query, &mut report.batches).await;
+            let (deleted, error) = if kind == DocKind::Lead {
+                delete_expired_leads(state, ctx, &query, &mut report.batches).await
+            } else {
+                delete_expired(state, ctx, kind, &query, &mut report.batches).await
+            };
             *report.deleted.entry(name.into()).or_default() += deleted;
             if let Some(error) = error {
                 report.fail(name, error_text(&error), state.clock.now());

@@ -168,7 +168,7 @@ async fn all<R: Record>(store: &dyn Store, ctx: &TenantCtx, query: ListQuery) ->
 }
 
 /// Every record of `R` whose `column` holds one of `values`.
-async fn any_of<R: Record>(
+pub(crate) async fn any_of<R: Record>(
     store: &dyn Store,
     ctx: &TenantCtx,
     column: &'static str,

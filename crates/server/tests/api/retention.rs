@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use steward_demo::{DemoConfig, DemoData};
-use steward_domain::{Event, Lead, Session, Timestamp, VisitorProfile};
+use steward_domain::{Event, Lead, Organization, Session, Timestamp, VisitorProfile};
 use steward_store::{ListQuery, Record, StoreExt, TenantCtx};
 
 use crate::helpers::{TestApp, backend, problem, problem_fields, spawn_app};
@@ -391,4 +391,44 @@ async fn policies_show_defaults_and_a_put_changes_the_named_datasets_or_names_ev
     assert_eq!(entries[0]["detail"]["after"]["journeys"], Value::Null);
     assert_eq!(entries[0]["detail"]["changed"], json!(["leads", "journeys"]));
     assert_eq!(entries[1]["detail"]["after"]["leads"], 730);
+}
+
+#[tokio::test]
+async fn an_expired_lead_leaves_no_copy_in_its_organization_or_its_visitor_profile() {
+    let app = spawn_app().await;
+    let (ctx, token) = app.tenant_token("Acme").await;
+    let data = seed(&app, &ctx, 31, 60, 16, 12).await;
+    assert_eq!(
+        put_policy(&app, &token, json!({"leads": 30, "visitor-profiles": null, "journeys": null})).await.status(),
+        200
+    );
+    let cutoff = app.state.clock.now().checked_sub(days(30)).unwrap();
+    let expired: Vec<&Lead> = data.leads.iter().filter(|lead| older(lead.updated_at, cutoff)).collect();
+    let expired_ids: Vec<_> = expired.iter().map(|lead| lead.id).collect();
+    let organizations: Vec<Organization> = app.store.list(&ctx, &ListQuery::default()).await.unwrap();
+    let copies = |organizations: &[Organization]| -> usize {
+        organizations.iter().flat_map(|o| &o.contacts).filter(|c| expired_ids.contains(&c.lead_id)).count()
+    };
+    assert!(copies(&organizations) > 0, "expired leads are organization contacts before the sweep");
+    assert!(expired.iter().any(|lead| lead.visitor_profile_id.is_some()), "and linked to visitor profiles");
+
+    let report = sweep(&app, &token).await;
+    assert_eq!(report["deleted"]["leads"], expired.len(), "{report}");
+    let organizations: Vec<Organization> = app.store.list(&ctx, &ListQuery::default()).await.unwrap();
+    assert_eq!(copies(&organizations), 0, "no contact entry of an expired lead is left");
+    let exported = app.get("/api/v1/exports/organizations?format=json", &token).await.text().await.unwrap();
+    for lead in &expired {
+        if let Some(email) = &lead.email {
+            assert!(!exported.contains(email.as_str()), "an expired lead's email is in no organization");
+        }
+    }
+    let profiles: Vec<VisitorProfile> = app.store.list(&ctx, &ListQuery::default()).await.unwrap();
+    assert_eq!(profiles.len(), data.visitors.len(), "profiles are kept: their policy keeps them");
+    let remaining = ids::<Lead>(&app, &ctx).await;
+    for profile in &profiles {
+        for id in &profile.lead_ids {
+            assert!(remaining.contains(&id.into_uuid()), "profile {} still names expired lead {id}", profile.id);
+        }
+    }
+    assert_eq!(remaining.len(), data.leads.len() - expired.len());
 }
