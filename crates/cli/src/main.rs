@@ -79,6 +79,35 @@ enum Command {
     Retention(RetentionCommand),
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write a consistent copy of the embedded SQLite database to a new file while Steward runs.
+    /// Keys are not in it (keep the keys folder and master key apart, in their own backup).
+    Backup {
+        /// The backup file to create.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the embedded SQLite database with a backup (stop Steward first), then erase again
+    /// what was erased after the backup was taken (the erasure ledger's mirror).
+    Restore {
+        /// A file made by `steward backup`.
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    #[command(subcommand)]
+    Erasure(ErasureCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ErasureCommand {
+    /// Apply the erasure ledger's mirror (kept beside the keys) to the database again: after a
+    /// PostgreSQL pg_restore, records of people erased since the dump go again.
+    Reapply {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +336,32 @@ fn emit(json_output: bool, value: serde_json::Value, human: String) {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let now = Timestamp::now();
     match cli.command {
+        Command::Backup { out, json } => {
+            let report = steward_server::backup::backup(&settings(&cli.global, None)?, &out).await?;
+            emit(
+                json,
+                serde_json::to_value(&report)?,
+                format!("backup written to {} ({} bytes)", report.path.display(), report.bytes),
+            );
+            Ok(())
+        }
+        Command::Restore { file, json } => {
+            let report = steward_server::backup::restore(&settings(&cli.global, None)?, &file).await?;
+            let again: u64 = report.reapplied.iter().flat_map(|t| t.erased.values()).sum();
+            let human = format!(
+                "restored {} from {}; {again} record(s) of people erased since the backup were erased again",
+                report.database.display(),
+                report.restored_from.display()
+            );
+            emit(json, serde_json::to_value(&report)?, human);
+            Ok(())
+        }
+        Command::Erasure(ErasureCommand::Reapply { json }) => {
+            let reports = steward_server::backup::reapply(&settings(&cli.global, None)?).await?;
+            let again: u64 = reports.iter().flat_map(|t| t.erased.values()).sum();
+            emit(json, serde_json::json!({ "tenants": reports }), format!("{again} record(s) erased again"));
+            Ok(())
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{DEFAULT_TOML}");
             Ok(())

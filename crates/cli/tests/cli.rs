@@ -586,3 +586,111 @@ async fn retention_sweep_deletes_what_expired_in_every_tenant_prints_one_json_ob
 fn time_days(days: i64) -> time::Duration {
     time::Duration::days(days)
 }
+
+async fn fresh_token(url: &str, client: &Value) -> String {
+    let (_, token) = token(url, client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap()).await;
+    token.unwrap()
+}
+
+#[tokio::test]
+async fn a_restore_from_a_backup_taken_before_an_erasure_erases_the_person_again() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap().to_string();
+    let client = env.json(&["client", "create", "--tenant", &tenant_id, "--json"]);
+    let url = serve(&env).await;
+    let token = fresh_token(&url, &client).await;
+    let http = reqwest::Client::new();
+    for email in ["anna@example.com", "bob@example.com"] {
+        let created = http
+            .post(format!("{url}/api/v1/leads"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"email": email, "first_name": "Test"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    let postgres = env.database.is_some();
+    let backup = env.dir.path().join("before-erasure.db");
+    if postgres {
+        let refused = env.run(&["backup", "--out", backup.to_str().unwrap(), "--json"]);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("pg_dump"));
+    } else {
+        let written = env.json(&["backup", "--out", backup.to_str().unwrap(), "--json"]);
+        assert!(written["bytes"].as_u64().unwrap() > 0);
+        let again = env.run(&["backup", "--out", backup.to_str().unwrap()]);
+        assert!(!again.status.success(), "a backup never overwrites a file");
+    }
+    // The lead as the backup holds it, for the PostgreSQL case (a pg_restore brings it back).
+    let anna: Value = http
+        .get(format!("{url}/api/v1/leads?limit=10"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let anna_lead: steward_domain::Lead = serde_json::from_value(
+        anna["data"].as_array().unwrap().iter().find(|l| l["email"] == "anna@example.com").unwrap().clone(),
+    )
+    .unwrap();
+
+    let request: Value = http
+        .post(format!("{url}/api/v1/data-subject-requests"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"kind": "erasure", "subject": {"email": "anna@example.com"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(request["status"], "completed", "{request}");
+
+    let reapplied = if postgres {
+        // What a pg_restore of an older dump does: the person's lead is back.
+        let settings = steward_server::Settings {
+            data_dir: env.dir.path().to_path_buf(),
+            database_url: env.database.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        let store = steward_server::open_store(&settings).await.unwrap();
+        let ctx = steward_store::TenantCtx::new(tenant_id.parse().unwrap());
+        steward_store::StoreExt::insert(store.as_ref(), &ctx, std::slice::from_ref(&anna_lead)).await.unwrap();
+        env.json(&["erasure", "reapply", "--json"])["tenants"].clone()
+    } else {
+        env.json(&["restore", backup.to_str().unwrap(), "--json"])["reapplied"].clone()
+    };
+    let ours = reapplied.as_array().unwrap().iter().find(|t| t["tenant_id"] == tenant_id.as_str()).unwrap();
+    assert_eq!(ours["erased"]["leads"], 1, "{reapplied}");
+
+    // A server on the restored database: the person is gone again, and stays refused. (The
+    // token was issued after the backup; the client was there before it.)
+    let url = serve(&env).await;
+    let token = fresh_token(&url, &client).await;
+    let leads: Value =
+        http.get(format!("{url}/api/v1/leads")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let emails: Vec<&str> = leads["data"].as_array().unwrap().iter().map(|l| l["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["bob@example.com"]);
+    let again = http
+        .post(format!("{url}/api/v1/leads"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"email": "anna@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "the ledger came back with the erasure");
+    let audit: Value = http
+        .get(format!("{url}/api/v1/audit-log?action=erasure.reapplied"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1);
+}

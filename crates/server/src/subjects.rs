@@ -467,6 +467,9 @@ async fn block(
             created_at: now,
         })
         .collect();
+    // Mirrored outside the database first, so a restore from an older backup can apply it again.
+    crate::erasure_ledger::append(state.store.as_ref(), ctx.tenant_id(), &entries)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("mirroring the erasure ledger: {e}")))?;
     state.store.insert(ctx, &entries).await?;
     let blocked = keys.into_iter().map(|key| (key, reason)).collect();
     state.collector.block(*ctx, blocked, visitors).await.map_err(crate::collect::collect_error)?;

@@ -46,6 +46,15 @@ impl SqliteStore {
         Self::open_with(options, vault).await
     }
 
+    /// Writes a consistent copy of the whole database to `path` (which must not exist) while
+    /// the store stays in use: `VACUUM INTO`, one read transaction.
+    pub async fn backup_into(&self, path: &Path) -> StoreResult<()> {
+        let target =
+            path.to_str().ok_or_else(|| StoreError::backend(std::io::Error::other("the backup path is not UTF-8")))?;
+        sqlx::query("VACUUM INTO ?").bind(target).execute(&self.pool).await.map_err(StoreError::backend)?;
+        Ok(())
+    }
+
     pub async fn open_file(path: &Path, vault: Arc<Vault>) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(StoreError::backend)?;

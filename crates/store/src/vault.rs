@@ -185,6 +185,12 @@ impl Vault {
         Ok(Self { master, folder, cache: RwLock::new(HashMap::new()) })
     }
 
+    /// The folder of the wrapped keys: outside database backups by design, so what must outlive
+    /// a restore (the erasure ledger's mirror) is kept beside them.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
     fn key_path(&self, tenant: TenantId) -> PathBuf {
         self.folder.join(format!("{tenant}.key"))
     }
