@@ -11,7 +11,7 @@ use steward_domain::subject::{
     RectificationInput, RequestKind, RequestOrigin, RequestStatus, SubjectInput, SubjectRequest,
 };
 use steward_domain::{Scope, Timestamp, ValidationErrors};
-use steward_store::{Actor, ActorKind, StoreExt, Target, Value};
+use steward_store::{Actor, ActorKind, StoreExt, Target, TenantCtx, Value};
 
 use super::common::{JsonBody, ListParams, Page, encode_cursor, from_json, page_response};
 use crate::auth::Caller;
@@ -449,6 +449,17 @@ pub async fn download_archive(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::DataSubjects)?;
     let request = load(&state, &caller, &id).await?;
+    archive_response(&state, &caller.ctx, &acting(&caller), &request).await
+}
+
+/// The access archive of a request as a download, audited as downloaded by `acting`; shared by
+/// the API and the console.
+pub(crate) async fn archive_response(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    request: &SubjectRequest,
+) -> Result<Response, ApiError> {
     if request.kind != RequestKind::Access {
         return Err(ApiError::NotFound(format!(
             "request {} is a {} request; only access requests have an archive",
@@ -480,12 +491,8 @@ pub async fn download_archive(
     let now = state.clock.now();
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({ "request": request.id, "bytes": length, "sha256": archive.sha256 });
-    crate::api::audit::record(
-        &state,
-        &caller.ctx,
-        acting(&caller).draft(now, "subject_request.archive_downloaded", target, detail),
-    )
-    .await?;
+    crate::api::audit::record(state, ctx, acting.draft(now, "subject_request.archive_downloaded", target, detail))
+        .await?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();

@@ -5,6 +5,8 @@
 mod audit;
 mod collect;
 mod console_auth;
+mod console_browser;
+mod console_pages;
 mod export_jobs;
 mod exports;
 mod helpers;
