@@ -7,6 +7,7 @@
 //! opens a bounded number of records per request and says so when it stopped early.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -17,7 +18,8 @@ use maud::{Markup, html};
 use steward_domain::lead::LeadStatus;
 use steward_domain::report::PeriodStart;
 use steward_domain::{
-    Email, Granularity, Journey, Lead, Organization, Permission, ReportName, Session, Timestamp, VisitorProfile,
+    Email, Granularity, Journey, Lead, Organization, Permission, ReportName, Session, TenantId, Timestamp,
+    VisitorProfile,
 };
 use steward_store::{DocKind, ListQuery, Lookup, Record, Store, StoreExt, StoreResult, TenantCtx, Value};
 use uuid::Uuid;
@@ -149,28 +151,49 @@ fn pager(path: &str, params: &HashMap<String, String>, next: Option<Uuid>, stopp
 
 // ---- overview ---------------------------------------------------------------------------
 
-/// The overview: record counts, visits, leads and conversions per day over the last 30 days,
-/// and the top lead sources, from the same report code as `/api/v1/reports`.
-pub async fn show_overview(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
-    let signed = permitted(&state, &headers, Permission::ReadReports, "overview").await?;
-    let ctx = &signed.ctx;
-    let store = state.store.as_ref();
+/// The overview's charts of one tenant: numbers per day and the top sources, never personal.
+struct Charts {
+    computed_at: Timestamp,
+    from: Timestamp,
+    to: Timestamp,
+    days: Vec<time::Date>,
+    visits: Vec<u64>,
+    leads: Vec<u64>,
+    converted: Vec<u64>,
+    top: Vec<(String, u64)>,
+    suppressed: u64,
+}
+
+/// How long the overview's charts are reused: computing them reads a month of visits and
+/// leads, and a reload within this time shows the same picture (the page says when it was
+/// computed). Counts are read fresh on every view.
+const CHARTS_SECONDS: i64 = 120;
+
+fn charts_cache() -> &'static Mutex<HashMap<TenantId, Arc<Charts>>> {
+    static CACHE: OnceLock<Mutex<HashMap<TenantId, Arc<Charts>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+async fn overview_charts(state: &AppState, ctx: &TenantCtx) -> Result<Arc<Charts>, ConsoleError> {
     let now = state.clock.now();
+    let fresh = |charts: &Arc<Charts>| {
+        charts.computed_at <= now
+            && charts.computed_at.checked_add(time::Duration::seconds(CHARTS_SECONDS)).is_some_and(|until| now < until)
+    };
+    if let Some(charts) = charts_cache().lock().ok().and_then(|cache| cache.get(&ctx.tenant_id()).cloned())
+        && fresh(&charts)
+    {
+        return Ok(charts);
+    }
+    let store = state.store.as_ref();
     let (from, to) = crate::api::reports::period(None, None, now, state.settings.reports.max_days)
         .map_err(|e| anyhow::anyhow!("overview period: {e}"))?;
     let min = u64::from(state.settings.reports.min_group_size);
-    let counts = [
-        ("Leads", store.count::<Lead>(ctx).await?),
-        ("Organizations", store.count::<Organization>(ctx).await?),
-        ("Visitor profiles", store.count::<VisitorProfile>(ctx).await?),
-        ("Visits", store.count_docs(ctx, DocKind::Session).await?),
-    ];
     let conversions =
         crate::api::reports::compute(store, ctx, ReportName::Conversions, Granularity::Day, (from, to), min).await?;
     // By month, not day: a source's leads of one day are mostly too few to show.
     let sources =
         crate::api::reports::compute(store, ctx, ReportName::LeadSources, Granularity::Month, (from, to), min).await?;
-
     let mut days = Vec::new();
     let mut cursor = from.as_datetime().date();
     let last = to.as_datetime().date();
@@ -197,6 +220,37 @@ pub async fn show_overview(State(state): State<AppState>, headers: HeaderMap) ->
     let mut top: Vec<(String, u64)> = by_source.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(8);
+    let charts = Arc::new(Charts {
+        computed_at: now,
+        from,
+        to,
+        days,
+        visits,
+        leads,
+        converted,
+        top,
+        suppressed: conversions.suppressed_groups + sources.suppressed_groups,
+    });
+    if let Ok(mut cache) = charts_cache().lock() {
+        cache.insert(ctx.tenant_id(), charts.clone());
+    }
+    Ok(charts)
+}
+
+/// The overview: record counts, visits, leads and conversions per day over the last 30 days,
+/// and the top lead sources, from the same report code as `/api/v1/reports`.
+pub async fn show_overview(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
+    let signed = permitted(&state, &headers, Permission::ReadReports, "overview").await?;
+    let ctx = &signed.ctx;
+    let store = state.store.as_ref();
+    let counts = [
+        ("Leads", store.count::<Lead>(ctx).await?),
+        ("Organizations", store.count::<Organization>(ctx).await?),
+        ("Visitor profiles", store.count::<VisitorProfile>(ctx).await?),
+        ("Visits", store.count_docs(ctx, DocKind::Session).await?),
+    ];
+    let charts = overview_charts(&state, ctx).await?;
+    let Charts { from, to, days, visits, leads, converted, top, suppressed, computed_at } = charts.as_ref();
     let labels: Vec<String> = days.iter().map(|d| format!("{} {}", d.day(), month_short(d.month()))).collect();
     let series = [
         charts::Series { label: "Visits", colour: "#0b57a4", dash: "", values: visits.clone() },
@@ -205,18 +259,18 @@ pub async fn show_overview(State(state): State<AppState>, headers: HeaderMap) ->
     ];
     let csrf = security::csrf_token(&signed.token);
     let frame = chrome(&signed, &csrf, "/console");
-    let suppressed = conversions.suppressed_groups + sources.suppressed_groups;
     let body = html! {
         ul.cards id="counts" {
             @for (label, count) in counts { li { strong { (count) } (label) } }
         }
-        h2 { "Last 30 days (" (day(from)) " to " (day(to.checked_sub(time::Duration::days(1)).unwrap_or(to))) ")" }
+        h2 { "Last 30 days (" (day(*from)) " to " (day(to.checked_sub(time::Duration::days(1)).unwrap_or(*to))) ")" }
         div.scroll { (charts::lines("daily-chart", "Visits, leads and conversions per day", &labels, &series)) }
         h2 { "Top lead sources" }
-        div.scroll { (charts::bars("sources-chart", "Leads by referrer type, last 30 days", &top)) }
-        @if suppressed > 0 {
+        div.scroll { (charts::bars("sources-chart", "Leads by referrer type, last 30 days", top)) }
+        @if *suppressed > 0 {
             p.muted { (suppressed) " small groups are left out so that no number points at one person." }
         }
+        p.muted { "Charts computed " (when(*computed_at)) "." }
         details {
             summary { "The numbers per day" }
             div.scroll { table {
