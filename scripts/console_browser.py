@@ -4,7 +4,8 @@ crates/server/tests/api/console_browser.rs).
 
 1. The owner signs in with a password, enrols TOTP from the page's otpauth URI (codes from pyotp,
    an independent library), signs out, is refused with a wrong code, signs in with the right one.
-2. Screenshots of the overview, a visitor's journey and the export page.
+2. Screenshots of the overview, a visitor's journey and the export page, and of the overview at
+   a phone's width (whose page must not scroll sideways).
 3. Exports leads for --from..--to as CSV and as XLSX through the export form into a download
    folder, and parses both (Python csv, openpyxl) into lists of lead ids.
 4. Asks for a period longer than the maximum and reads the page's message.
@@ -203,6 +204,12 @@ def run(args) -> dict:
         console.open("/console/exports")
         seen["limits_text"] = console.text("#limits")
         shots.append(console.screenshot("export.png"))
+        driver.set_window_size(390, 844)
+        console.open("/console")
+        seen["phone_scroll_width"] = driver.execute_script("return document.documentElement.scrollWidth")
+        driver.save_screenshot(os.path.join(args.screenshots, "overview-phone.png"))
+        shots.append(os.path.join(args.screenshots, "overview-phone.png"))
+        driver.set_window_size(1280, 1000)
         seen["screenshots"] = shots
 
         csv_path = console.download("csv", args.from_day, args.to_day)

@@ -635,7 +635,7 @@ async fn show_visitor(
             @if let Some(org) = profile.organization_id { dt { "Organization" } dd { a href=(format!("/console/organizations/{org}")) { "Organization" } } }
         }
         h2 { "Journey" }
-        (timeline(&journeys))
+        (timeline(&journeys, &leads))
         @if more { p.muted { "Only the newest " (MAX_VISITS) " visits are shown; export journeys for all." } }
     };
     Ok(page(StatusCode::OK, views::shell(&frame, "Visitor journey", body)))
@@ -649,9 +649,17 @@ fn duration(seconds: u64) -> String {
     }
 }
 
+/// Whether `at` falls in a visit (with a few minutes' slack: a form's lead may be saved just
+/// after the visit's last event).
+fn during(session: &Session, at: Timestamp) -> bool {
+    let slack = time::Duration::minutes(10);
+    at >= session.started_at && session.ended_at.checked_add(slack).is_some_and(|end| at <= end)
+}
+
 /// A visitor's visits as a timeline, newest visit first and each visit's events in order: page
-/// views, bot answers, form submissions and the conversion.
-pub fn timeline(journeys: &[Journey]) -> Markup {
+/// views, bot answers (the questions and answers the visitor's leads hold), form submissions and
+/// the conversion with the lead it made.
+pub fn timeline(journeys: &[Journey], leads: &[Lead]) -> Markup {
     html! {
         @if journeys.is_empty() { p { "No visits recorded." } }
         ol.timeline id="journey" {
@@ -672,9 +680,18 @@ pub fn timeline(journeys: &[Journey]) -> Markup {
                                 time datetime=(e.occurred_at.to_string()) { (when(e.occurred_at)) } " · "
                                 strong { (event_label(e.kind)) } " "
                                 (e.page_title.as_deref().or(e.url.as_ref().map(|u| u.as_str())).unwrap_or(""))
-                                @if let Some(answer) = e.properties.get("answer").and_then(|a| a.as_str()) { " — “" (answer) "”" }
                                 @if let Some(t) = e.time_on_page_s { span.muted { " (" (duration(t)) ")" } }
                             }
+                        }
+                    }
+                    @for lead in leads.iter().filter(|lead| during(s, lead.created_at) || lead.answers.iter().any(|a| during(s, a.answered_at))) {
+                        @let answers: Vec<_> = lead.answers.iter().filter(|a| during(s, a.answered_at)).collect();
+                        @if !answers.is_empty() {
+                            p { strong { "Bot answers" } @if let Some(bot) = &lead.bot { " (" (bot.name) ")" } }
+                            dl.facts.answers { @for a in answers { dt { (a.question) } dd { (a.answer) } } }
+                        }
+                        @if during(s, lead.created_at) {
+                            p data-lead=(lead.id.to_string()) { "Became a lead: " a href=(format!("/console/leads/{}", lead.id)) { (lead_name(lead)) } " at " (when(lead.created_at)) }
                         }
                     }
                 }

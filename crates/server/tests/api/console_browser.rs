@@ -189,7 +189,8 @@ async fn the_console_in_chromium_signs_in_exports_erases_and_keeps_a_viewer_out(
     }
 
     // Screenshots for people to look at.
-    for name in ["overview.png", "journey.png", "export.png"] {
+    assert!(seen["phone_scroll_width"].as_u64().unwrap() <= 400, "the overview scrolls sideways on a phone: {seen}");
+    for name in ["overview.png", "journey.png", "export.png", "overview-phone.png"] {
         let size = std::fs::metadata(shots.join(name)).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{name} is {size} bytes");
     }

@@ -430,10 +430,13 @@ async fn the_overview_draws_its_charts_and_the_journey_page_its_timeline() {
     assert!(overview.contains("<svg") && overview.contains("id=\"daily-chart\""), "{overview}");
     assert_eq!(overview.matches("<polyline").count(), 3, "visits, leads and conversions");
     assert!(overview.contains(&format!("<strong>{}</strong>Leads", data.leads.len())), "{overview}");
-    let visitor = &data.sessions[0].visitor_profile_id;
+    let lead = data.leads.iter().find(|lead| lead.visitor_profile_id.is_some() && !lead.answers.is_empty()).unwrap();
+    let visitor = lead.visitor_profile_id.unwrap();
     let journey = viewer.html(&format!("/console/visitors/{visitor}")).await;
     assert!(journey.contains("id=\"journey\""), "{journey}");
     assert!(journey.contains("data-event=\"page_view\""), "{journey}");
+    assert!(journey.contains(&format!("data-lead=\"{}\"", lead.id)), "the conversion names its lead: {journey}");
+    assert!(journey.contains(&lead.answers[0].question), "the bot's answers are in the visit");
 }
 
 /// Server time of the main pages on the demo tenant (`steward demo`'s data), printed for the
