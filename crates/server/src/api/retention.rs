@@ -183,8 +183,21 @@ pub async fn put_retention_policies(
     JsonBody(body): JsonBody,
 ) -> Result<Json<RetentionPolicies>, ApiError> {
     caller.require(Scope::Admin)?;
+    let after = change_policies(&state, &caller.ctx, &client_acting(&caller), body).await?;
+    Ok(Json(answer(&state, &caller.ctx, &after).await?))
+}
+
+/// Applies a policy change (`{"leads": 365, "journeys": null, "events": "default"}`) for
+/// whoever is acting, audited as `retention.changed` when anything changed; answers the
+/// settings now in force. Shared by the API and the console.
+pub(crate) async fn change_policies(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    body: serde_json::Value,
+) -> Result<RetentionSettings, ApiError> {
     let changes = parse_changes(body)?;
-    let mut tenant = tenant_of(&state, &caller.ctx).await?;
+    let mut tenant = tenant_of(state, ctx).await?;
     let before = tenant.settings.retention.clone();
     for (dataset, change) in changes {
         match change {
@@ -205,10 +218,9 @@ pub async fn put_retention_policies(
             "defaults": RetentionDataset::ALL.iter().filter(|d| after.is_default(**d)).map(|d| d.as_str()).collect::<Vec<_>>(),
         });
         let target = Target { kind: "retention".into(), count: changed.len() as u64, ids: Vec::new() };
-        audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "retention.changed", target, detail))
-            .await?;
+        audit::record(state, ctx, acting.draft(state.clock.now(), "retention.changed", target, detail)).await?;
     }
-    Ok(Json(answer(&state, &caller.ctx, after).await?))
+    Ok(tenant.settings.retention)
 }
 
 /// Sweeps this tenant now, as the background sweeper does, and answers what was deleted. A

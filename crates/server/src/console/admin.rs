@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console/audit", get(show_audit))
         .route("/console/audit/verify", get(verify_audit))
-        .route("/console/retention", get(show_retention))
+        .route("/console/retention", get(show_retention).post(change_retention))
         .route("/console/retention/holds", post(place_hold))
         .route("/console/retention/holds/{id}/release", post(release_hold))
         .route("/console/users", get(show_users).post(create_user))
@@ -171,18 +171,24 @@ async fn retention_page(
     let body = html! {
         (views::notice(notice, message))
         h2 { "Policies" }
-        div.scroll { table id="policies" {
-            thead { tr { th scope="col" { "Dataset" } th scope="col" { "Kept for" } th scope="col" { "Counted from" } } }
-            tbody { @for dataset in RetentionDataset::ALL {
-                tr {
-                    td { (dataset.as_str()) }
-                    td { @match settings.days_for(*dataset) { Some(days) => { (days) " days" }, None => { "until deleted" } }
-                         @if settings.is_default(*dataset) { span.muted { " (default)" } } }
-                    td { (dataset.age_from()) }
-                }
+        form method="post" action="/console/retention" id="policy-form" {
+            input type="hidden" name="csrf" value=(csrf);
+            div.scroll { table id="policies" {
+                thead { tr { th scope="col" { "Dataset" } th scope="col" { "Kept for (days; empty: until deleted)" } th scope="col" { "Default" } th scope="col" { "Counted from" } } }
+                tbody { @for dataset in RetentionDataset::ALL {
+                    @let days = settings.days_for(*dataset).map(|d| d.to_string()).unwrap_or_default();
+                    tr {
+                        td { (dataset.as_str()) }
+                        td { input type="number" min="1" name=(format!("days.{}", dataset.as_str())) value=(days) aria-label=(format!("Days to keep {}", dataset.as_str())); }
+                        td { label.inline { input type="checkbox" name=(format!("default.{}", dataset.as_str())) value="1" checked[settings.is_default(*dataset)];
+                             (dataset.default_days().map_or_else(|| "until deleted".to_string(), |d| format!("{d} days"))) } }
+                        td { (dataset.age_from()) }
+                    }
+                } }
             } }
-        } }
-        p.muted { "Change policies with PUT /api/v1/retention-policies." }
+            p.muted { "A ticked “Default” follows Steward's default for the dataset; untick it to set your own." }
+            button type="submit" { "Save policies" }
+        }
         @if let Some(sweep) = &last { p { "Last sweep: " (format!("{:?}", sweep.finished_at)) } }
         h2 { "Legal holds" }
         p { "A held record is kept past its retention until the hold is released." }
@@ -221,6 +227,37 @@ async fn retention_page(
 async fn show_retention(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
     let signed = permitted(&state, &headers, Permission::ManageRetention, "retention").await?;
     retention_page(&state, &signed, StatusCode::OK, None, None).await
+}
+
+async fn change_retention(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, ConsoleError> {
+    let signed = permitted(&state, &headers, Permission::ManageRetention, "retention").await?;
+    check_csrf(&signed, param(&form, "csrf"))?;
+    let mut body = serde_json::Map::new();
+    for dataset in RetentionDataset::ALL {
+        let name = dataset.as_str();
+        let days = param(&form, &format!("days.{name}"));
+        let value = if form.contains_key(&format!("default.{name}")) {
+            json!("default")
+        } else if days.is_empty() {
+            serde_json::Value::Null
+        } else {
+            days.parse::<u64>().map_or_else(|_| json!(days), |days| json!(days))
+        };
+        body.insert(name.to_string(), value);
+    }
+    let changed = crate::api::retention::change_policies(&state, &signed.ctx, &acting(&signed), body.into()).await;
+    match changed {
+        Ok(_) => retention_page(&state, &signed, StatusCode::OK, None, Some("Policies saved.")).await,
+        Err(error) if error.status().is_client_error() => {
+            let message = format!("The policies were not saved: {error}.");
+            retention_page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, Some(&message), None).await
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn place_hold(

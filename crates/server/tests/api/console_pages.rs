@@ -499,3 +499,102 @@ async fn page_times_on_the_demo_tenant() {
         eprintln!("{path}: median {} ms (of {times:?})", times[1]);
     }
 }
+
+#[tokio::test]
+async fn retention_policies_and_legal_holds_change_from_the_console_and_are_audited() {
+    let app = spawn_app().await;
+    let (ctx, token) = app.tenant_token("Acme Oy").await;
+    let held = lead(&app, &token, json!({"email": "held@example.fi"})).await;
+    let admin = Member::new(&app, &ctx, "admin").await;
+    let page = admin.html("/console/retention").await;
+    assert!(page.contains("name=\"days.leads\""), "{page}");
+
+    let saved = admin.post("/console/retention", &[("days.leads", "400"), ("default.journeys", "1")]).await;
+    assert_eq!(saved.status(), 200);
+    assert!(saved.text().await.unwrap().contains("Policies saved"));
+    let tenant = app.store.get_tenant(ctx.tenant_id()).await.unwrap().unwrap();
+    let leads = steward_domain::subject::RetentionDataset::parse("leads").unwrap();
+    assert_eq!(tenant.settings.retention.days_for(leads), Some(400));
+    let changed = audit_actions(&app, &ctx, "retention.changed").await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].2.as_deref(), Some(admin.id.as_str()));
+    let bad = admin.post("/console/retention", &[("days.leads", "0")]).await;
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("whole number of days"));
+
+    let placed =
+        admin.post("/console/retention/holds", &[("scope", "lead"), ("record_id", &held), ("reason", "case 7")]).await;
+    assert_eq!(placed.status(), 303);
+    let page = admin.html("/console/retention").await;
+    assert!(page.contains(&held) && page.contains("case 7"), "{page}");
+    let missing = admin
+        .post(
+            "/console/retention/holds",
+            &[("scope", "lead"), ("record_id", "0190b8c2-0000-7000-8000-000000000000"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(missing.status(), 422);
+    assert!(missing.text().await.unwrap().contains("no lead with this id"));
+    let hold = page.split("/console/retention/holds/").nth(1).unwrap().split('/').next().unwrap().to_string();
+    assert_eq!(admin.post(&format!("/console/retention/holds/{hold}/release"), &[]).await.status(), 303);
+    assert!(!admin.html("/console/retention").await.contains("case 7"));
+    let actions: Vec<String> = audit_actions(&app, &ctx, "legal_hold.").await.into_iter().map(|(a, _, _)| a).collect();
+    assert_eq!(actions, vec!["legal_hold.placed", "legal_hold.released"]);
+}
+
+#[tokio::test]
+async fn users_are_listed_and_added_within_the_adder_s_role() {
+    let app = spawn_app().await;
+    let (ctx, _) = app.tenant_token("Acme Oy").await;
+    let admin = Member::new(&app, &ctx, "admin").await;
+    let owner_try =
+        admin.post("/console/users", &[("email", "boss@acme.fi"), ("role", "owner"), ("password", PASSWORD)]).await;
+    assert_eq!(owner_try.status(), 422, "only owners make owners");
+    assert!(owner_try.text().await.unwrap().contains("only owners make owners"));
+    let short =
+        admin.post("/console/users", &[("email", "new@acme.fi"), ("role", "analyst"), ("password", "short")]).await;
+    assert_eq!(short.status(), 422);
+    assert!(short.text().await.unwrap().contains("too short"));
+    let added =
+        admin.post("/console/users", &[("email", "new@acme.fi"), ("role", "analyst"), ("password", PASSWORD)]).await;
+    assert_eq!(added.status(), 200);
+    let page = added.text().await.unwrap();
+    assert!(page.contains("new@acme.fi was added as analyst"), "{page}");
+    assert!(page.contains("<td>new@acme.fi</td><td>analyst</td>"), "{page}");
+    let created = audit_actions(&app, &ctx, "user.created").await;
+    assert_eq!(created.last().unwrap().2.as_deref(), Some(admin.id.as_str()), "the admin is the actor");
+}
+
+#[tokio::test]
+async fn an_access_request_from_the_console_offers_its_archive() {
+    let app = spawn_app().await;
+    let (ctx, token) = app.tenant_token("Acme Oy").await;
+    lead(&app, &token, json!({"email": "asks@example.fi", "first_name": "Aino"})).await;
+    let admin = Member::new(&app, &ctx, "admin").await;
+    let answered =
+        admin.post("/console/data-subjects/requests", &[("kind", "access"), ("email", "asks@example.fi")]).await;
+    assert_eq!(answered.status(), 303);
+    let path = answered.headers()[LOCATION].to_str().unwrap().to_string();
+    let page = admin.html(&path).await;
+    assert!(page.contains("id=\"archive\""), "{page}");
+    let archive = admin.get(&format!("{path}/archive")).await;
+    assert_eq!(archive.status(), 200);
+    assert_eq!(archive.headers()[CONTENT_TYPE], "application/zip");
+    let bytes = archive.bytes().await.unwrap();
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    assert!(zip.len() > 1, "an archive of several files");
+    let downloaded = audit_actions(&app, &ctx, "subject_request.archive_downloaded").await;
+    assert_eq!(downloaded.len(), 1);
+
+    let pending = admin
+        .post(
+            "/console/data-subjects/requests",
+            &[("kind", "restriction"), ("email", "asks@example.fi"), ("pending", "1")],
+        )
+        .await;
+    let path = pending.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(admin.html(&path).await.contains("id=\"request-status\">pending"));
+    assert!(admin.html("/console/data-subjects").await.contains(&path), "listed as open");
+    assert_eq!(admin.post(&format!("{path}/execute"), &[]).await.status(), 303);
+    assert!(admin.html(&path).await.contains("id=\"request-status\">completed"));
+}
