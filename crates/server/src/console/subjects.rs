@@ -21,7 +21,7 @@ use steward_store::{ListQuery, StoreExt, Target, Value};
 use super::records::{lead_name, parse_day};
 use super::views::{self, or_dash, when};
 use super::{ConsoleError, Signed, acting, check_csrf, chrome, page, permitted, security};
-use crate::api::subjects::RequestInput;
+use crate::api::subjects::{ExtendInput, RejectInput, RequestInput};
 use crate::state::AppState;
 use crate::subjects;
 
@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/data-subjects/requests", post(create_request))
         .route("/console/data-subjects/requests/{id}", get(show_request))
         .route("/console/data-subjects/requests/{id}/execute", post(execute_request))
+        .route("/console/data-subjects/requests/{id}/extend", post(extend_request))
+        .route("/console/data-subjects/requests/{id}/reject", post(reject_request))
         .route("/console/data-subjects/requests/{id}/archive", get(download_archive))
 }
 
@@ -355,7 +357,7 @@ async fn show_request(
             dt { "Status" } dd id="request-status" { (request.status.as_str()) }
             dt { "Received" } dd { (when(request.received_at)) }
             dt { "Due" } dd { (views::day(request.due_at)) @if request.status == RequestStatus::Pending && request.due_at <= now { strong { " — overdue" } } }
-            @if let Some(extension) = &request.extension { dt { "Extended" } dd { (format!("{extension:?}")) } }
+            @if let Some(extension) = &request.extension { dt { "Extended" } dd { "by " (extension.months) " month(s) on " (when(extension.at)) ": " (extension.reason) } }
             @if let Some(note) = &request.note { dt { "Reference" } dd { (note) } }
         }
         @if let Some(report) = &request.report {
@@ -378,6 +380,23 @@ async fn show_request(
             form method="post" action=(format!("/console/data-subjects/requests/{}/execute", request.id)) {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" id="execute" { "Carry it out now" }
+            }
+            details {
+                summary { "Extend the deadline (Art. 12(3))" }
+                form method="post" action=(format!("/console/data-subjects/requests/{}/extend", request.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    p { label { "By" select name="months" { option value="1" { "one month" } option value="2" { "two months" } } } }
+                    p { label { "Why (the person is told)" input name="reason" required maxlength="2000"; } }
+                    button type="submit" { "Extend" }
+                }
+            }
+            details {
+                summary { "Reject (Art. 12(5))" }
+                form method="post" action=(format!("/console/data-subjects/requests/{}/reject", request.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    p { label { "Why (the person is told)" input name="reason" required maxlength="2000"; } }
+                    button.danger type="submit" { "Reject" }
+                }
             }
         }
         h2 { "History" }
@@ -416,6 +435,42 @@ async fn execute_request(
         });
     }
     subjects::execute(&state, &signed.ctx, &mut request, &acting(&signed), true).await?;
+    Ok(Redirect::to(&format!("/console/data-subjects/requests/{}", request.id)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReasonForm {
+    csrf: String,
+    months: String,
+    reason: String,
+}
+
+async fn extend_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = permitted(&state, &headers, PERMISSION, "data-subject request").await?;
+    check_csrf(&signed, &form.csrf)?;
+    let mut request = load(&state, &signed, &id).await?;
+    let input = ExtendInput { months: form.months.trim().parse().ok(), reason: Some(form.reason) };
+    crate::api::subjects::extend(&state, &signed.ctx, &acting(&signed), &mut request, input).await?;
+    Ok(Redirect::to(&format!("/console/data-subjects/requests/{}", request.id)).into_response())
+}
+
+async fn reject_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Result<Response, ConsoleError> {
+    let signed = permitted(&state, &headers, PERMISSION, "data-subject request").await?;
+    check_csrf(&signed, &form.csrf)?;
+    let mut request = load(&state, &signed, &id).await?;
+    let input = RejectInput { reason: Some(form.reason) };
+    crate::api::subjects::reject(&state, &signed.ctx, &acting(&signed), &mut request, input).await?;
     Ok(Redirect::to(&format!("/console/data-subjects/requests/{}", request.id)).into_response())
 }
 

@@ -595,6 +595,16 @@ async fn an_access_request_from_the_console_offers_its_archive() {
     let path = pending.headers()[LOCATION].to_str().unwrap().to_string();
     assert!(admin.html(&path).await.contains("id=\"request-status\">pending"));
     assert!(admin.html("/console/data-subjects").await.contains(&path), "listed as open");
+    let extended = admin.post(&format!("{path}/extend"), &[("months", "2"), ("reason", "many systems")]).await;
+    assert_eq!(extended.status(), 303);
+    assert!(admin.html(&path).await.contains("by 2 month(s)"), "the extension is shown");
+    let no_reason = admin.post(&format!("{path}/reject"), &[("reason", " ")]).await;
+    assert_eq!(no_reason.status(), 422);
     assert_eq!(admin.post(&format!("{path}/execute"), &[]).await.status(), 303);
     assert!(admin.html(&path).await.contains("id=\"request-status\">completed"));
+    let again = admin.post(&format!("{path}/reject"), &[("reason", "late")]).await;
+    assert_eq!(again.status(), 409, "a completed request is not rejected");
+    let actions: Vec<String> =
+        audit_actions(&app, &ctx, "subject_request.").await.into_iter().map(|(action, _, _)| action).collect();
+    assert!(actions.contains(&"subject_request.extended".to_string()), "{actions:?}");
 }
