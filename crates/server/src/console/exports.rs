@@ -69,12 +69,16 @@ pub struct ExportForm {
     to: String,
     /// "1" when the user asks for a background job.
     job: String,
+    /// "1" from the "start an export job instead" button shown with a refusal.
+    as_job: String,
 }
 
 struct PageState<'a> {
     form: &'a ExportForm,
     message: Option<String>,
     notice: Option<String>,
+    /// The period or size was past the limit: offer the same export as a job.
+    offer_job: bool,
 }
 
 async fn render(
@@ -119,6 +123,10 @@ async fn render(
             p.muted { "Dates are UTC days. Leave both empty for everything (then only the size limit applies)." }
             p { label.inline { input type="checkbox" name="job" id="job" value="1" checked[form.job == "1"]; "Run as an export job (no limit on period or size)" } }
             button type="submit" id="export-submit" { "Export" }
+            @if view.offer_job {
+                " "
+                button.quiet type="submit" name="as_job" value="1" id="export-as-job" { "Start an export job for this instead" }
+            }
         }
         h2 { "Export jobs of the last " (LIST_DAYS) " days" }
         @if jobs.is_empty() { p id="no-jobs" { "No export jobs." } }
@@ -201,7 +209,8 @@ async fn recent_jobs(state: &AppState, signed: &Signed) -> Result<Vec<(JobRecord
 async fn show_exports(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
     let signed = super::permitted(&state, &headers, Permission::ExportReports, "exports").await?;
     let form = ExportForm { dataset: "leads".into(), format: "csv".into(), ..ExportForm::default() };
-    render(&state, &signed, StatusCode::OK, PageState { form: &form, message: None, notice: None }).await
+    render(&state, &signed, StatusCode::OK, PageState { form: &form, message: None, notice: None, offer_job: false })
+        .await
 }
 
 /// What to tell a user whose download is past a limit.
@@ -234,7 +243,7 @@ async fn start_export(
             &state,
             &signed,
             StatusCode::UNPROCESSABLE_ENTITY,
-            PageState { form: &form, message, notice: None },
+            PageState { form: &form, message, notice: None, offer_job: false },
         )
         .await;
     };
@@ -245,7 +254,7 @@ async fn start_export(
         api_exports::audit_refusal(&state, &signed.ctx, &acting, dataset, &request_of(None, None), &reason).await?;
         return refuse(&state, &signed, permission, "exports").await;
     }
-    let invalid = |message: String| PageState { form: &form, message: Some(message), notice: None };
+    let invalid = |message: String| PageState { form: &form, message: Some(message), notice: None, offer_job: false };
     let Some(format) = Format::parse(&form.format).filter(|f| FORMATS.contains(f)) else {
         let view = invalid("Pick CSV, XLSX or JSON.".into());
         return render(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, view).await;
@@ -255,7 +264,7 @@ async fn start_export(
         Err(message) => return render(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, invalid(message)).await,
     };
     let request = ExportRequest { format, from, to };
-    if form.job == "1" {
+    if form.job == "1" || form.as_job == "1" {
         let (job, _) = crate::api::export_jobs::queue(&state, &signed.ctx, &acting, dataset, format, from, to).await?;
         tracing::info!(job.id = %job.id, "console export job queued");
         return Ok(Redirect::to("/console/exports").into_response());
@@ -269,7 +278,8 @@ async fn start_export(
     if let Some(exceeded) = api_exports::exceeded_by_name(&state, &signed.ctx, dataset, &request).await? {
         let message = exceeded_message(&exceeded);
         api_exports::audit_refusal(&state, &signed.ctx, &acting, dataset, &request, &message).await?;
-        return render(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, invalid(message)).await;
+        let view = PageState { offer_job: true, ..invalid(message) };
+        return render(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, view).await;
     }
     match api_exports::stream_dataset(&state, signed.ctx, &acting, dataset, &request).await {
         Ok(response) => Ok(response),

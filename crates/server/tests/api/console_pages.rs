@@ -296,9 +296,17 @@ async fn a_console_export_holds_the_period_s_leads_and_a_longer_period_is_refuse
     assert!(page.contains("Pick a shorter period"), "{page}");
     assert!(page.contains("Run as an export job"), "{page}");
     assert!(page.contains("value=\"2020-01-01\""), "the form keeps what was typed");
+    assert!(page.contains("id=\"export-as-job\""), "the same export is offered as a job");
+    let as_job = admin
+        .post(
+            "/console/exports",
+            &[("dataset", "leads"), ("format", "xlsx"), ("from", "2020-01-01"), ("to", "2026-01-01"), ("as_job", "1")],
+        )
+        .await;
+    assert_eq!(as_job.status(), 303, "the long period runs as a job");
     let streamed = audit_actions(&app, &ctx, "export.").await;
     let kinds: Vec<&str> = streamed.iter().map(|(action, _, _)| action.as_str()).collect();
-    assert_eq!(kinds, vec!["export.streamed", "export.refused"]);
+    assert_eq!(kinds, vec!["export.streamed", "export.refused", "export.queued"]);
     assert!(streamed.iter().all(|(_, _, actor)| actor.as_deref() == Some(admin.id.as_str())), "{streamed:?}");
     assert_eq!(streamed[0].1["rows"], 2);
 }
