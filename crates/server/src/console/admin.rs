@@ -69,10 +69,27 @@ async fn show_audit(
         Ok((from, to)) => (query.from, query.to) = (from, to),
         Err(text) => message = Some(text),
     }
+    // Unfiltered, the log's sequence numbers have no gaps: open on its newest page and offer
+    // older pages by number (`before`).
+    let unfiltered = query.action.is_none() && query.actor_kind.is_none() && query.from.is_none() && query.to.is_none();
+    let before = params.get("before").and_then(|text| text.parse::<i64>().ok()).filter(|_| unfiltered);
+    if let Some(before) = before {
+        let after = (before - 1 - i64::from(AUDIT_PAGE)).max(0);
+        query.after_seq = Some(after);
+        query.limit = u32::try_from(before - 1 - after).unwrap_or(AUDIT_PAGE).max(1);
+    } else if unfiltered && query.after_seq.is_none() {
+        let newest =
+            state.store.list_audit(&signed.ctx, &AuditQuery { limit: 1, ..AuditQuery::default() }, true).await?;
+        query.after_seq = newest.first().map(|row| (row.seq - i64::from(AUDIT_PAGE)).max(0));
+    }
     let mut entries =
         if message.is_none() { state.store.audit_entries(&signed.ctx, &query).await? } else { Vec::new() };
-    let more = entries.len() > AUDIT_PAGE as usize;
+    let more = before.is_some() || entries.len() > AUDIT_PAGE as usize;
     entries.truncate(AUDIT_PAGE as usize);
+    let older = entries
+        .first()
+        .filter(|first| unfiltered && first.seq > 1)
+        .map(|first| format!("/console/audit?before={}", first.seq));
     let next = more.then(|| entries.last().map(|entry| entry.seq)).flatten().map(|seq| {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for name in ["action", "actor_kind", "from", "to"] {
@@ -100,7 +117,7 @@ async fn show_audit(
         }
         (views::notice(None, message.as_deref()))
         div.scroll { table id="audit" {
-            caption.muted { "Oldest first" }
+            caption.muted { "Oldest first within a page; unfiltered, the log opens on its newest entries" }
             thead { tr { th scope="col" { "#" } th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Detail" } } }
             tbody {
                 @for entry in &entries {
@@ -116,7 +133,10 @@ async fn show_audit(
                 @if entries.is_empty() { tr { td colspan="6" { "No entries match." } } }
             }
         } }
-        @if let Some(next) = next { nav aria-label="Pages" { a href=(next) rel="next" id="next-page" { "Next page" } } }
+        nav aria-label="Pages" {
+            @if let Some(older) = older { a href=(older) rel="prev" id="older-page" { "Older entries" } " " }
+            @if let Some(next) = next { a href=(next) rel="next" id="next-page" { "Newer entries" } }
+        }
     };
     Ok(page(StatusCode::OK, views::shell(&frame, "Audit log", body)))
 }

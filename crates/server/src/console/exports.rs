@@ -248,10 +248,12 @@ async fn start_export(
         .await;
     };
     let acting = acting(&signed);
-    let request_of = |from, to| ExportRequest { format: Format::Csv, from, to };
     if let Some(permission) = missing(&signed, dataset) {
+        // What was asked for, as far as it can be read, for the audit entry.
+        let (from, to) = day_range(&form.from, &form.to).unwrap_or_default();
+        let asked = ExportRequest { format: Format::parse(&form.format).unwrap_or(Format::Csv), from, to };
         let reason = format!("the role {} may not {}", signed.user.role.as_str(), views::permission_text(permission));
-        api_exports::audit_refusal(&state, &signed.ctx, &acting, dataset, &request_of(None, None), &reason).await?;
+        api_exports::audit_refusal(&state, &signed.ctx, &acting, dataset, &asked, &reason).await?;
         return refuse(&state, &signed, permission, "exports").await;
     }
     let invalid = |message: String| PageState { form: &form, message: Some(message), notice: None, offer_job: false };

@@ -616,3 +616,62 @@ async fn an_access_request_from_the_console_offers_its_archive() {
         audit_actions(&app, &ctx, "subject_request.").await.into_iter().map(|(action, _, _)| action).collect();
     assert!(actions.contains(&"subject_request.extended".to_string()), "{actions:?}");
 }
+
+#[tokio::test]
+async fn the_audit_page_opens_on_the_newest_entries_and_pages_back_and_forth() {
+    let app = spawn_app().await;
+    let (ctx, _) = app.tenant_token("Acme Oy").await;
+    let admin = Member::new(&app, &ctx, "admin").await;
+    for _ in 0..130 {
+        app.store
+            .audit(
+                &ctx,
+                &steward_store::AuditDraft {
+                    at: app.state.clock.now(),
+                    actor: Actor { kind: ActorKind::System, id: None },
+                    action: "test.entry".into(),
+                    target: steward_store::Target { kind: "test".into(), count: 0, ids: Vec::new() },
+                    detail: json!({}),
+                    ip_network: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let seqs = |html: &str| -> Vec<i64> {
+        html.split("<tr data-action=")
+            .skip(1)
+            .map(|row| row.split("<td>").nth(1).unwrap().split('<').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let newest = admin.html("/console/audit").await;
+    let last = app
+        .store
+        .audit_entries(&ctx, &AuditQuery { limit: 1_000, ..AuditQuery::default() })
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    let page = seqs(&newest);
+    assert_eq!(page.len(), 100);
+    assert_eq!(*page.last().unwrap(), last, "the newest entry is on the first page");
+    let older = newest
+        .split("id=\"older-page\"")
+        .next()
+        .unwrap()
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let older_page = seqs(&admin.html(&older).await);
+    assert_eq!(*older_page.last().unwrap(), page[0] - 1, "the older page ends where the newest begins");
+    assert_eq!(older_page[0], 1);
+    assert!(!newest.contains("id=\"next-page\""), "nothing is newer than the newest page");
+    let filtered = admin.html("/console/audit?action=test.").await;
+    assert_eq!(seqs(&filtered).len(), 100);
+    assert!(filtered.contains("id=\"next-page\"") && !filtered.contains("id=\"older-page\""));
+}
