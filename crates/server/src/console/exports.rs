@@ -308,3 +308,37 @@ async fn download_job_file(
     }
     Ok(crate::api::export_jobs::serve_job_file(&state, &headers, &job, &export).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_say_what_to_do_instead() {
+        let at = Timestamp::now();
+        let period = exceeded_message(&Exceeded::Period { days: 400, first: at, last: at, max_days: 366 });
+        assert!(period.contains("400 days") && period.contains("at most 366 days"), "{period}");
+        assert!(period.contains("Pick a shorter period") && period.contains("Run as an export job"), "{period}");
+        let size = exceeded_message(&Exceeded::Size { rows: 9, mib: 600, max_mib: 512 });
+        assert!(size.contains("600 MiB") && size.contains("512 MiB") && size.contains("export job"), "{size}");
+    }
+
+    #[test]
+    fn personal_datasets_need_the_personal_export_permission() {
+        assert_eq!(needed(DatasetName::Reports), &[Permission::ExportReports]);
+        assert_eq!(needed(DatasetName::Leads), &[Permission::ExportPersonalData]);
+        assert!(needed(DatasetName::AuditLog).contains(&Permission::ReadAudit));
+    }
+
+    #[test]
+    fn periods_read_as_people_say_them() {
+        let day = |text: &str| Timestamp::parse(text).ok();
+        assert_eq!(period_text(None, None), "everything");
+        assert_eq!(
+            period_text(day("2026-01-05T00:00:00Z"), day("2026-01-11T00:00:00Z")),
+            "2026-01-05 to 2026-01-10",
+            "the exclusive end is the day before"
+        );
+        assert_eq!(period_text(None, day("2026-01-11T00:00:00Z")), "the start to 2026-01-10");
+    }
+}
