@@ -189,11 +189,23 @@ async fn overview_charts(state: &AppState, ctx: &TenantCtx) -> Result<Arc<Charts
     let (from, to) = crate::api::reports::period(None, None, now, state.settings.reports.max_days)
         .map_err(|e| anyhow::anyhow!("overview period: {e}"))?;
     let min = u64::from(state.settings.reports.min_group_size);
+    // The two reports read the month's records independently: one on another task, so each
+    // gets a core. By month, not day: a source's leads of one day are mostly too few to show.
+    let (shared, tenant) = (state.store.clone(), *ctx);
+    let sources = tokio::spawn(async move {
+        crate::api::reports::compute(
+            shared.as_ref(),
+            &tenant,
+            ReportName::LeadSources,
+            Granularity::Month,
+            (from, to),
+            min,
+        )
+        .await
+    });
     let conversions =
         crate::api::reports::compute(store, ctx, ReportName::Conversions, Granularity::Day, (from, to), min).await?;
-    // By month, not day: a source's leads of one day are mostly too few to show.
-    let sources =
-        crate::api::reports::compute(store, ctx, ReportName::LeadSources, Granularity::Month, (from, to), min).await?;
+    let sources = sources.await.map_err(|e| anyhow::anyhow!("lead sources report: {e}"))??;
     let mut days = Vec::new();
     let mut cursor = from.as_datetime().date();
     let last = to.as_datetime().date();
