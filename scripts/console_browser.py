@@ -231,6 +231,7 @@ def run(args) -> dict:
         console.fill("email", args.erase_email)
         console.submit("#find")
         seen["held_before"] = console.text("#held")
+        shots.append(console.screenshot("data-subject.png"))
         driver.find_element(By.ID, "confirm-erasure").click()
         console.submit("#erase")
         seen["request_status"] = console.text("#request-status")
