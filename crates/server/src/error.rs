@@ -105,7 +105,7 @@ impl ApiError {
         Self::InvalidQuery(ValidationErrors::single(field, message))
     }
 
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) | Self::InvalidQuery(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest { .. } | Self::OAuth { .. } => StatusCode::BAD_REQUEST,

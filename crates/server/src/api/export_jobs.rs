@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use steward_domain::{Scope, Timestamp, ValidationErrors};
 use steward_export::{DatasetName, Format};
-use steward_store::{JobRecord, JobStatus, Target};
+use steward_store::{Actor, ActorKind, JobRecord, JobStatus, Target, TenantCtx};
 use uuid::Uuid;
 
 use super::audit;
@@ -21,6 +21,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::jobs::{EXPORT, ExportJob};
 use crate::state::AppState;
+use crate::subjects::Acting;
 
 /// What to export, as a client sends it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -60,16 +61,6 @@ fn view(job: &JobRecord, export: ExportJob) -> ExportJobView {
         attempts: job.attempts,
         export: ExportJob { file: None, ..export },
         file_url,
-    }
-}
-
-fn read_scope(dataset: DatasetName) -> Scope {
-    match dataset {
-        DatasetName::Leads => Scope::LeadsRead,
-        DatasetName::Organizations => Scope::OrganizationsRead,
-        DatasetName::VisitorProfiles | DatasetName::Journeys => Scope::VisitorsRead,
-        DatasetName::Reports => Scope::ReportsRead,
-        DatasetName::AuditLog => Scope::AuditRead,
     }
 }
 
@@ -144,12 +135,36 @@ pub async fn create_export_job(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    if let Err(refused) = caller.require(read_scope(dataset)) {
+    if let Err(refused) = caller.require(exports::read_scope(dataset)) {
         let detail = serde_json::json!({"job": true, "dataset": dataset.to_string(), "reason": refused.to_string()});
         let target = Target { kind: dataset.to_string(), count: 0, ids: Vec::new() };
         audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.refused", target, detail)).await?;
         return Err(refused);
     }
+    let acting = Acting {
+        actor: Actor { kind: ActorKind::Client, id: Some(caller.client_id.to_string()) },
+        ip_network: caller.ip_network,
+    };
+    let (job, export) = queue(&state, &caller.ctx, &acting, dataset, format, from, to).await?;
+    let location = format!("/api/v1/exports/{}", job.id);
+    let mut response = (StatusCode::ACCEPTED, Json(view(&job, export))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Queues an export job for whoever is acting (an API client or a console user, whose right to
+/// the dataset was checked) and audits it as `export.queued` naming the job.
+pub(crate) async fn queue(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    dataset: DatasetName,
+    format: Format,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<(JobRecord, ExportJob), ApiError> {
     // Reports cover a bounded period, fixed now so that the job's file does not depend on when
     // a worker runs it.
     let (from, to) = if dataset == DatasetName::Reports {
@@ -160,7 +175,7 @@ pub async fn create_export_job(
     };
     let export = ExportJob::new(dataset, format, from, to);
     let job = JobRecord {
-        tenant_id: caller.ctx.tenant_id(),
+        tenant_id: ctx.tenant_id(),
         id: steward_domain::id::new_v7(),
         kind: EXPORT.into(),
         status: JobStatus::Queued,
@@ -168,17 +183,12 @@ pub async fn create_export_job(
         attempts: 0,
         data: serde_json::to_value(&export).map_err(|e| ApiError::Internal(e.into()))?,
     };
-    state.store.create_job(&caller.ctx, &job).await?;
+    state.store.create_job(ctx, &job).await?;
     let detail = serde_json::json!({"job": job.id, "dataset": dataset.to_string(), "format": format.as_str(), "from": from, "to": to});
     let target = Target { kind: dataset.to_string(), count: 0, ids: vec![job.id] };
-    audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.queued", target, detail)).await?;
+    audit::record(state, ctx, acting.draft(state.clock.now(), "export.queued", target, detail)).await?;
     tracing::info!(job.id = %job.id, dataset = %dataset, format = %format, "export job queued");
-    let location = format!("/api/v1/exports/{}", job.id);
-    let mut response = (StatusCode::ACCEPTED, Json(view(&job, export))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    Ok((job, export))
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<(JobRecord, ExportJob), ApiError> {
@@ -240,6 +250,17 @@ pub async fn download_export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (job, export) = find(&state, &caller, &id).await?;
+    serve_job_file(&state, &headers, &job, &export).await
+}
+
+/// The file of a finished job through [`serve_file`]; 409 while it runs or after it failed, 410
+/// once expired. Shared by the API and the console's download list.
+pub(crate) async fn serve_job_file(
+    state: &AppState,
+    headers: &HeaderMap,
+    job: &JobRecord,
+    export: &ExportJob,
+) -> Result<Response, ApiError> {
     match job.status {
         JobStatus::Succeeded => {}
         JobStatus::Failed => {
@@ -276,5 +297,5 @@ pub async fn download_export(
         filename: format!("{}-{}.{}", export.dataset, job.id, export.format),
         gone: format!("the file of export job {} is no longer stored", job.id),
     };
-    serve_file(&state, &headers, file).await
+    serve_file(state, headers, file).await
 }

@@ -21,7 +21,8 @@ use steward_domain::{Event, Journey, Lead, Organization, Scope, Session, Timesta
 use steward_export::{Dataset, DatasetName, Format, Writer};
 use steward_store::records::decode_doc;
 use steward_store::{
-    AuditEntry, AuditQuery, Doc, DocKind, ListQuery, Record, Store, StoreExt, StoreResult, Target, TenantCtx, Value,
+    Actor, ActorKind, AuditEntry, AuditQuery, Doc, DocKind, ListQuery, Record, Store, StoreExt, StoreResult, Target,
+    TenantCtx, Value,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -30,6 +31,7 @@ use super::audit;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
+use crate::subjects::Acting;
 
 const PAGE: u32 = 1_000;
 const JOURNEY_PAGE: u32 = 200;
@@ -378,38 +380,73 @@ pub async fn stream_export(
         ))
     })?;
     let request = ExportRequest::from_uri(&uri)?;
-    let result = match caller.require(Scope::Export) {
+    let acting = Acting {
+        actor: Actor { kind: ActorKind::Client, id: Some(caller.client_id.to_string()) },
+        ip_network: caller.ip_network,
+    };
+    let result = match caller.require(Scope::Export).and_then(|()| caller.require(read_scope(name))) {
         Err(refused) => Err(refused),
-        Ok(()) => match name {
-            DatasetName::Leads => stream::<Lead>(state.clone(), caller.clone(), request.clone()).await,
-            DatasetName::Organizations => stream::<Organization>(state.clone(), caller.clone(), request.clone()).await,
-            DatasetName::VisitorProfiles => {
-                stream::<VisitorProfile>(state.clone(), caller.clone(), request.clone()).await
-            }
-            DatasetName::Journeys => stream::<Journey>(state.clone(), caller.clone(), request.clone()).await,
-            DatasetName::Reports => {
-                let response = super::reports::stream(state.clone(), caller.clone(), request.clone()).await?;
-                let detail = audit_detail(name, &request, None, true);
-                let target = Target { kind: name.to_string(), count: 0, ids: Vec::new() };
-                audit::record(
-                    &state,
-                    &caller.ctx,
-                    audit::by_client(&state, &caller, "export.streamed", target, detail),
-                )
-                .await?;
-                Ok(response)
-            }
-            DatasetName::AuditLog => stream::<AuditEntry>(state.clone(), caller.clone(), request.clone()).await,
-        },
+        Ok(()) => stream_dataset(&state, caller.ctx, &acting, name, &request).await,
     };
     // A refusal by scope or limit is audited: who tried to take what out, and why not.
     if let Err(error @ (ApiError::Forbidden { .. } | ApiError::ExportTooLarge(_))) = &result {
-        let mut detail = audit_detail(name, &request, None, false);
-        detail["reason"] = serde_json::Value::String(error.to_string());
-        let target = Target { kind: name.to_string(), count: 0, ids: Vec::new() };
-        audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "export.refused", target, detail)).await?;
+        audit_refusal(&state, &caller.ctx, &acting, name, &request, &error.to_string()).await?;
     }
     result
+}
+
+/// The scope a client needs to read a dataset (besides `export` to take it out).
+pub(crate) fn read_scope(dataset: DatasetName) -> Scope {
+    match dataset {
+        DatasetName::Leads => Scope::LeadsRead,
+        DatasetName::Organizations => Scope::OrganizationsRead,
+        DatasetName::VisitorProfiles | DatasetName::Journeys => Scope::VisitorsRead,
+        DatasetName::Reports => Scope::ReportsRead,
+        DatasetName::AuditLog => Scope::AuditRead,
+    }
+}
+
+/// Audits a refused export as `export.refused` with the reason.
+pub(crate) async fn audit_refusal(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    name: DatasetName,
+    request: &ExportRequest,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let mut detail = audit_detail(name, request, None, false);
+    detail["reason"] = serde_json::Value::String(reason.to_string());
+    let target = Target { kind: name.to_string(), count: 0, ids: Vec::new() };
+    audit::record(state, ctx, acting.draft(state.clock.now(), "export.refused", target, detail)).await?;
+    Ok(())
+}
+
+/// Streams one dataset for whoever is acting (an API client or a console user), whose right to
+/// it was checked by the caller; refused with `export-too-large` past the limits. The API and
+/// the console both export through here, so both apply the same limits and audit the same way.
+pub(crate) async fn stream_dataset(
+    state: &AppState,
+    ctx: TenantCtx,
+    acting: &Acting,
+    name: DatasetName,
+    request: &ExportRequest,
+) -> Result<Response, ApiError> {
+    let (state, acting, request) = (state.clone(), acting.clone(), request.clone());
+    match name {
+        DatasetName::Leads => stream::<Lead>(state, ctx, acting, request).await,
+        DatasetName::Organizations => stream::<Organization>(state, ctx, acting, request).await,
+        DatasetName::VisitorProfiles => stream::<VisitorProfile>(state, ctx, acting, request).await,
+        DatasetName::Journeys => stream::<Journey>(state, ctx, acting, request).await,
+        DatasetName::Reports => {
+            let response = super::reports::stream(state.clone(), &ctx, request.clone()).await?;
+            let detail = audit_detail(name, &request, None, true);
+            let target = Target { kind: name.to_string(), count: 0, ids: Vec::new() };
+            audit::record(&state, &ctx, acting.draft(state.clock.now(), "export.streamed", target, detail)).await?;
+            Ok(response)
+        }
+        DatasetName::AuditLog => stream::<AuditEntry>(state, ctx, acting, request).await,
+    }
 }
 
 /// What an export entry of the audit log says: dataset, format, period, rows, completion.
@@ -432,7 +469,8 @@ pub fn audit_detail(
 /// Audits a streamed export once it has ended, whole or not.
 async fn audit_streamed<R: Exportable>(
     state: &AppState,
-    caller: &Caller,
+    ctx: &TenantCtx,
+    acting: &Acting,
     request: &ExportRequest,
     rows: u64,
     completed: bool,
@@ -441,13 +479,16 @@ async fn audit_streamed<R: Exportable>(
     let detail = audit_detail(name, request, Some(rows), completed);
     let target = Target { kind: name.to_string(), count: rows, ids: Vec::new() };
     // `record` logs a failure; the response is already on its way.
-    let _ = audit::record(state, &caller.ctx, audit::by_client(state, caller, "export.streamed", target, detail)).await;
+    let _ = audit::record(state, ctx, acting.draft(state.clock.now(), "export.streamed", target, detail)).await;
 }
 
-async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportRequest) -> Result<Response, ApiError> {
-    caller.require(R::SCOPE)?;
+async fn stream<R: Exportable>(
+    state: AppState,
+    ctx: TenantCtx,
+    acting: Acting,
+    request: ExportRequest,
+) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let ctx = caller.ctx;
     check_limits::<R>(&state, &ctx, &request).await?;
     tracing::info!(dataset = %R::NAME, format = %request.format, "export started");
     let format = request.format;
@@ -459,7 +500,7 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
             let rows = Arc::new(AtomicU64::new(0));
             let result = run::<R, _>(store, ctx, request.window(), request.format, sink, rows.clone()).await;
             let written = rows.load(Ordering::Relaxed);
-            audit_streamed::<R>(&state, &caller, &request, written, result.is_ok()).await;
+            audit_streamed::<R>(&state, &ctx, &acting, &request, written, result.is_ok()).await;
             if let Err(error) = result {
                 tracing::warn!(error = %error, "export aborted");
                 let _ = chunks.send(Err(std::io::Error::other(error.to_string()))).await;
@@ -470,7 +511,7 @@ async fn stream<R: Exportable>(state: AppState, caller: Caller, request: ExportR
         let file = tempfile::tempfile().map_err(|e| ApiError::Internal(e.into()))?;
         let rows = Arc::new(AtomicU64::new(0));
         let result = run::<R, _>(store, ctx, request.window(), request.format, file, rows.clone()).await;
-        audit_streamed::<R>(&state, &caller, &request, rows.load(Ordering::Relaxed), result.is_ok()).await;
+        audit_streamed::<R>(&state, &ctx, &acting, &request, rows.load(Ordering::Relaxed), result.is_ok()).await;
         let file = result.map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
         let mut file = tokio::fs::File::from_std(file);
         tokio::io::AsyncSeekExt::rewind(&mut file).await.map_err(|e| ApiError::Internal(e.into()))?;
@@ -491,12 +532,19 @@ pub(crate) fn attachment(body: Body, format: Format, filename: &str) -> Response
     response
 }
 
-/// Refuses a streamed export past the configured period or size, saying what to do instead.
-pub(crate) async fn check_limits<R: Exportable>(
+/// Why a streamed export is refused: its period or its size is past the configured limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Exceeded {
+    Period { days: i64, first: Timestamp, last: Timestamp, max_days: u32 },
+    Size { rows: u64, mib: u64, max_mib: u64 },
+}
+
+/// Checks a streamed export against the configured period and size.
+pub(crate) async fn exceeded<R: Exportable>(
     state: &AppState,
     ctx: &TenantCtx,
     request: &ExportRequest,
-) -> Result<(), ApiError> {
+) -> StoreResult<Option<Exceeded>> {
     let limits = &state.settings.exports;
     let window = request.window();
     // The period limit bounds the window asked for; without from and to the whole dataset is
@@ -510,23 +558,54 @@ pub(crate) async fn check_limits<R: Exportable>(
     if let Some(first) = first {
         let days = (last.as_datetime() - first.as_datetime()).whole_days();
         if days > i64::from(limits.console_max_days) {
-            return Err(ApiError::ExportTooLarge(format!(
-                "this export covers {days} days ({first} to {last}); a streamed export covers at most {} days. \
-                 Pass from and to at most {} days apart, or start an export job with POST /api/v1/exports, which has no period limit",
-                limits.console_max_days, limits.console_max_days
-            )));
+            return Ok(Some(Exceeded::Period { days, first, last, max_days: limits.console_max_days }));
         }
     }
     let (rows, bytes) = R::measure(state.store.as_ref(), ctx, &window).await?;
     if bytes > limits.console_max_bytes {
-        return Err(ApiError::ExportTooLarge(format!(
-            "this export of {rows} rows would be about {} MiB, above the {} MiB limit of streamed exports. \
-             Narrow it with from and to, or start an export job with POST /api/v1/exports, which has no size limit",
-            bytes.div_ceil(1 << 20),
-            limits.console_max_bytes >> 20
-        )));
+        return Ok(Some(Exceeded::Size {
+            rows,
+            mib: bytes.div_ceil(1 << 20),
+            max_mib: limits.console_max_bytes >> 20,
+        }));
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Refuses a streamed export past the configured period or size, saying what to do instead.
+pub(crate) async fn check_limits<R: Exportable>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    request: &ExportRequest,
+) -> Result<(), ApiError> {
+    match exceeded::<R>(state, ctx, request).await? {
+        None => Ok(()),
+        Some(Exceeded::Period { days, first, last, max_days }) => Err(ApiError::ExportTooLarge(format!(
+            "this export covers {days} days ({first} to {last}); a streamed export covers at most {max_days} days. \
+             Pass from and to at most {max_days} days apart, or start an export job with POST /api/v1/exports, which has no period limit"
+        ))),
+        Some(Exceeded::Size { rows, mib, max_mib }) => Err(ApiError::ExportTooLarge(format!(
+            "this export of {rows} rows would be about {mib} MiB, above the {max_mib} MiB limit of streamed exports. \
+             Narrow it with from and to, or start an export job with POST /api/v1/exports, which has no size limit"
+        ))),
+    }
+}
+
+/// [`exceeded`] for a dataset by name (reports have their own period limit and no size limit).
+pub(crate) async fn exceeded_by_name(
+    state: &AppState,
+    ctx: &TenantCtx,
+    name: DatasetName,
+    request: &ExportRequest,
+) -> StoreResult<Option<Exceeded>> {
+    match name {
+        DatasetName::Leads => exceeded::<Lead>(state, ctx, request).await,
+        DatasetName::Organizations => exceeded::<Organization>(state, ctx, request).await,
+        DatasetName::VisitorProfiles => exceeded::<VisitorProfile>(state, ctx, request).await,
+        DatasetName::Journeys => exceeded::<Journey>(state, ctx, request).await,
+        DatasetName::AuditLog => exceeded::<AuditEntry>(state, ctx, request).await,
+        DatasetName::Reports => Ok(None),
+    }
 }
 
 /// Reads every page of the window and writes it to `out` on a blocking thread, counting the

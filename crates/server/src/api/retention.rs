@@ -13,7 +13,7 @@ use steward_domain::subject::{
     HoldScope, LegalHold, LegalHoldInput, MAX_RETENTION_DAYS, RetentionDataset, RetentionSettings,
 };
 use steward_domain::{Scope, ValidationErrors};
-use steward_store::{DocKind, StoreExt, Target, TenantCtx};
+use steward_store::{Actor, ActorKind, DocKind, StoreExt, Target, TenantCtx};
 use uuid::Uuid;
 
 use super::audit;
@@ -22,6 +22,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::retention::{SweepReport, sweep_tenant};
 use crate::state::AppState;
+use crate::subjects::Acting;
 
 /// How long one dataset is kept.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -182,8 +183,21 @@ pub async fn put_retention_policies(
     JsonBody(body): JsonBody,
 ) -> Result<Json<RetentionPolicies>, ApiError> {
     caller.require(Scope::Admin)?;
+    let after = change_policies(&state, &caller.ctx, &client_acting(&caller), body).await?;
+    Ok(Json(answer(&state, &caller.ctx, &after).await?))
+}
+
+/// Applies a policy change (`{"leads": 365, "journeys": null, "events": "default"}`) for
+/// whoever is acting, audited as `retention.changed` when anything changed; answers the
+/// settings now in force. Shared by the API and the console.
+pub(crate) async fn change_policies(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    body: serde_json::Value,
+) -> Result<RetentionSettings, ApiError> {
     let changes = parse_changes(body)?;
-    let mut tenant = tenant_of(&state, &caller.ctx).await?;
+    let mut tenant = tenant_of(state, ctx).await?;
     let before = tenant.settings.retention.clone();
     for (dataset, change) in changes {
         match change {
@@ -204,10 +218,9 @@ pub async fn put_retention_policies(
             "defaults": RetentionDataset::ALL.iter().filter(|d| after.is_default(**d)).map(|d| d.as_str()).collect::<Vec<_>>(),
         });
         let target = Target { kind: "retention".into(), count: changed.len() as u64, ids: Vec::new() };
-        audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "retention.changed", target, detail))
-            .await?;
+        audit::record(state, ctx, acting.draft(state.clock.now(), "retention.changed", target, detail)).await?;
     }
-    Ok(Json(answer(&state, &caller.ctx, after).await?))
+    Ok(tenant.settings.retention)
 }
 
 /// Sweeps this tenant now, as the background sweeper does, and answers what was deleted. A
@@ -287,22 +300,55 @@ pub async fn create_legal_hold(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Admin)?;
     let input: LegalHoldInput = from_json(body)?;
-    let hold = input.validate(caller.client_id.to_string(), state.clock.now())?;
-    if let (Some(kind), Some(record)) = (hold_kind(hold.scope), hold.record_id)
-        && state.store.get_doc(&caller.ctx, kind, record).await?.is_none()
-    {
-        let message = format!("no {} with this id exists in your tenant", hold.scope.as_str().replace('_', " "));
-        return Err(ApiError::Validation(ValidationErrors::single("record_id", message)));
-    }
-    state.store.insert(&caller.ctx, std::slice::from_ref(&hold)).await?;
-    let target = Target { kind: "legal_hold".into(), count: 1, ids: vec![hold.id.into_uuid()] };
-    let draft = audit::by_client(&state, &caller, "legal_hold.placed", target, hold_detail(&hold));
-    audit::record(&state, &caller.ctx, draft).await?;
+    let hold = place_hold(&state, &caller.ctx, &client_acting(&caller), input, caller.client_id.to_string()).await?;
     let mut response = (StatusCode::CREATED, Json(&hold)).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("/api/v1/legal-holds/{}", hold.id)) {
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+fn client_acting(caller: &Caller) -> Acting {
+    Acting {
+        actor: Actor { kind: ActorKind::Client, id: Some(caller.client_id.to_string()) },
+        ip_network: caller.ip_network,
+    }
+}
+
+/// Places a legal hold for whoever is acting (API client or console user), after checking that
+/// the held record exists; audited as `legal_hold.placed`.
+pub(crate) async fn place_hold(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    input: LegalHoldInput,
+    created_by: String,
+) -> Result<LegalHold, ApiError> {
+    let hold = input.validate(created_by, state.clock.now())?;
+    if let (Some(kind), Some(record)) = (hold_kind(hold.scope), hold.record_id)
+        && state.store.get_doc(ctx, kind, record).await?.is_none()
+    {
+        let message = format!("no {} with this id exists in your tenant", hold.scope.as_str().replace('_', " "));
+        return Err(ApiError::Validation(ValidationErrors::single("record_id", message)));
+    }
+    state.store.insert(ctx, std::slice::from_ref(&hold)).await?;
+    let target = Target { kind: "legal_hold".into(), count: 1, ids: vec![hold.id.into_uuid()] };
+    audit::record(state, ctx, acting.draft(state.clock.now(), "legal_hold.placed", target, hold_detail(&hold))).await?;
+    Ok(hold)
+}
+
+/// Releases a legal hold; audited as `legal_hold.released`.
+pub(crate) async fn release_hold(state: &AppState, ctx: &TenantCtx, acting: &Acting, id: &str) -> Result<(), ApiError> {
+    let not_found = || ApiError::not_found("legal hold");
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    let hold = state.store.get::<LegalHold>(ctx, id).await?.ok_or_else(not_found)?;
+    if !state.store.delete::<LegalHold>(ctx, id).await? {
+        return Err(not_found());
+    }
+    let target = Target { kind: "legal_hold".into(), count: 1, ids: vec![id] };
+    audit::record(state, ctx, acting.draft(state.clock.now(), "legal_hold.released", target, hold_detail(&hold)))
+        .await?;
+    Ok(())
 }
 
 /// Releases a legal hold: its records are subject to retention again from the next sweep.
@@ -323,14 +369,6 @@ pub async fn delete_legal_hold(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Admin)?;
-    let not_found = || ApiError::not_found("legal hold");
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let hold = state.store.get::<LegalHold>(&caller.ctx, id).await?.ok_or_else(not_found)?;
-    if !state.store.delete::<LegalHold>(&caller.ctx, id).await? {
-        return Err(not_found());
-    }
-    let target = Target { kind: "legal_hold".into(), count: 1, ids: vec![id] };
-    let draft = audit::by_client(&state, &caller, "legal_hold.released", target, hold_detail(&hold));
-    audit::record(&state, &caller.ctx, draft).await?;
+    release_hold(&state, &caller.ctx, &client_acting(&caller), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use steward_domain::subject::{
     RectificationInput, RequestKind, RequestOrigin, RequestStatus, SubjectInput, SubjectRequest,
 };
 use steward_domain::{Scope, Timestamp, ValidationErrors};
-use steward_store::{Actor, ActorKind, StoreExt, Target, Value};
+use steward_store::{Actor, ActorKind, StoreExt, Target, TenantCtx, Value};
 
 use super::common::{JsonBody, ListParams, Page, encode_cursor, from_json, page_response};
 use crate::auth::Caller;
@@ -350,23 +350,34 @@ pub async fn extend_request(
 ) -> Result<Json<SubjectRequest>, ApiError> {
     caller.require(Scope::DataSubjects)?;
     let input: ExtendInput = from_json(body)?;
+    let mut request = load(&state, &caller, &id).await?;
+    extend(&state, &caller.ctx, &acting(&caller), &mut request, input).await?;
+    Ok(Json(request.public()))
+}
+
+/// Extends a request's deadline by one or two months with the reason the person is told
+/// (Art. 12(3)); audited as `subject_request.extended`. Shared by the API and the console.
+pub(crate) async fn extend(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    request: &mut SubjectRequest,
+    input: ExtendInput,
+) -> Result<(), ApiError> {
     let mut errors = ValidationErrors::default();
     let months = input.months.unwrap_or(0);
     if !(1..=2).contains(&months) {
         errors.add("months", "is 1 or 2");
     }
     let reason = required_reason(errors, input.reason, "the person is told why the answer takes longer")?;
-    let mut request = load(&state, &caller, &id).await?;
     let now = state.clock.now();
     request.extend(months, reason.clone(), now).map_err(|detail| ApiError::Conflict(detail, Vec::new()))?;
-    let acting = acting(&caller);
     request.step(now, "extended", acting.step_actor(), Some(reason));
-    save(&state, &caller, &request).await?;
+    save(state, ctx, request).await?;
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({ "request": request.id, "months": months, "due_at": request.due_at });
-    crate::api::audit::record(&state, &caller.ctx, acting.draft(now, "subject_request.extended", target, detail))
-        .await?;
-    Ok(Json(request.public()))
+    crate::api::audit::record(state, ctx, acting.draft(now, "subject_request.extended", target, detail)).await?;
+    Ok(())
 }
 
 /// A reason the person is told: required, one line; reported with the other `errors`.
@@ -379,12 +390,8 @@ fn required_reason(mut errors: ValidationErrors, reason: Option<String>, why: &s
     errors.finish(|| reason.unwrap_or_default()).map_err(ApiError::Validation)
 }
 
-async fn save(state: &AppState, caller: &Caller, request: &SubjectRequest) -> Result<(), ApiError> {
-    if state.store.update(&caller.ctx, request).await? {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("data-subject request"))
-    }
+async fn save(state: &AppState, ctx: &TenantCtx, request: &SubjectRequest) -> Result<(), ApiError> {
+    if state.store.update(ctx, request).await? { Ok(()) } else { Err(ApiError::not_found("data-subject request")) }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -414,19 +421,30 @@ pub async fn reject_request(
 ) -> Result<Json<SubjectRequest>, ApiError> {
     caller.require(Scope::DataSubjects)?;
     let input: RejectInput = from_json(body)?;
-    let reason = required_reason(ValidationErrors::default(), input.reason, "the person is told why")?;
     let mut request = load(&state, &caller, &id).await?;
-    pending(&request)?;
+    reject(&state, &caller.ctx, &acting(&caller), &mut request, input).await?;
+    Ok(Json(request.public()))
+}
+
+/// Rejects a pending request with the reason the person is told; audited as
+/// `subject_request.rejected`. Shared by the API and the console.
+pub(crate) async fn reject(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    request: &mut SubjectRequest,
+    input: RejectInput,
+) -> Result<(), ApiError> {
+    let reason = required_reason(ValidationErrors::default(), input.reason, "the person is told why")?;
+    pending(request)?;
     let now = state.clock.now();
-    let acting = acting(&caller);
     request.step(now, "rejected", acting.step_actor(), Some(reason));
     request.reject(now);
-    save(&state, &caller, &request).await?;
+    save(state, ctx, request).await?;
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({ "request": request.id, "kind": request.kind.as_str() });
-    crate::api::audit::record(&state, &caller.ctx, acting.draft(now, "subject_request.rejected", target, detail))
-        .await?;
-    Ok(Json(request.public()))
+    crate::api::audit::record(state, ctx, acting.draft(now, "subject_request.rejected", target, detail)).await?;
+    Ok(())
 }
 
 /// The archive of an answered access request: a ZIP of every record in JSON and CSV, the
@@ -449,6 +467,17 @@ pub async fn download_archive(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::DataSubjects)?;
     let request = load(&state, &caller, &id).await?;
+    archive_response(&state, &caller.ctx, &acting(&caller), &request).await
+}
+
+/// The access archive of a request as a download, audited as downloaded by `acting`; shared by
+/// the API and the console.
+pub(crate) async fn archive_response(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    request: &SubjectRequest,
+) -> Result<Response, ApiError> {
     if request.kind != RequestKind::Access {
         return Err(ApiError::NotFound(format!(
             "request {} is a {} request; only access requests have an archive",
@@ -480,12 +509,8 @@ pub async fn download_archive(
     let now = state.clock.now();
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({ "request": request.id, "bytes": length, "sha256": archive.sha256 });
-    crate::api::audit::record(
-        &state,
-        &caller.ctx,
-        acting(&caller).draft(now, "subject_request.archive_downloaded", target, detail),
-    )
-    .await?;
+    crate::api::audit::record(state, ctx, acting.draft(now, "subject_request.archive_downloaded", target, detail))
+        .await?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();

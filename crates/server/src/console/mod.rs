@@ -6,7 +6,12 @@
 //! gets a session that can do nothing but enrol an authenticator app; every later sign-in needs
 //! the password and a code.
 
+mod admin;
+mod charts;
+mod exports;
+mod records;
 pub mod security;
+mod subjects;
 pub mod users;
 mod views;
 
@@ -18,11 +23,12 @@ use axum::{Form, Router};
 use maud::Markup;
 use serde::Deserialize;
 use serde_json::json;
-use steward_domain::{Email, TenantId, Timestamp, User, UserId};
+use steward_domain::{Email, Permission, TenantId, Timestamp, User, UserId};
 use steward_store::users::{self as stored, ConsoleSession, UserRecord};
 use steward_store::{Actor, ActorKind, AuditDraft, StoreError, StoreExt, Target, TenantCtx};
 
 use crate::auth::hash_secret;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "steward_session";
@@ -40,16 +46,36 @@ const REPLAYED_CODE: &str =
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/console", get(show_home))
+        .route("/console", get(records::show_overview))
+        .route("/console/account", get(show_home))
         .route("/console/sign-in", get(show_sign_in).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/mfa/enrol", get(show_enrolment).post(confirm_enrolment))
+        .merge(records::router())
+        .merge(exports::router())
+        .merge(subjects::router())
+        .merge(admin::router())
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     #[error("the form's CSRF token is missing or wrong")]
     Csrf,
+    /// Not signed in, or the session expired.
+    #[error("not signed in")]
+    SignIn,
+    /// Signed in with a password only: TOTP must be set up first.
+    #[error("two-step sign-in is not set up")]
+    Enrol,
+    /// The user's role does not allow this; the text says what is needed.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A refusal by the code the console shares with the API (a job not finished, a file
+    /// expired…), shown as a page with the same status and explanation.
+    #[error("{detail}")]
+    Refused { status: StatusCode, detail: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -57,6 +83,17 @@ pub enum ConsoleError {
 impl From<StoreError> for ConsoleError {
     fn from(error: StoreError) -> Self {
         Self::Internal(anyhow::Error::new(error))
+    }
+}
+
+impl From<ApiError> for ConsoleError {
+    fn from(error: ApiError) -> Self {
+        let status = error.status();
+        if status.is_server_error() {
+            Self::Internal(anyhow::Error::new(error))
+        } else {
+            Self::Refused { status, detail: error.to_string() }
+        }
     }
 }
 
@@ -70,6 +107,11 @@ impl IntoResponse for ConsoleError {
                     "This form was not sent from a page of this console, or the page is too old. Reload it and try again.",
                 ),
             ),
+            Self::SignIn => to_sign_in(),
+            Self::Enrol => Redirect::to("/console/mfa/enrol").into_response(),
+            Self::Forbidden(detail) => page(StatusCode::FORBIDDEN, views::refusal("Not allowed", &detail)),
+            Self::NotFound(detail) => page(StatusCode::NOT_FOUND, views::refusal("Not found", &detail)),
+            Self::Refused { status, detail } => page(status, views::refusal("Cannot do that", &detail)),
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "console request failed");
                 page(
@@ -193,6 +235,68 @@ async fn open_session(
     Ok(security::set_cookie(SESSION_COOKIE, &token, "/", seconds, security::over_tls(headers)))
 }
 
+// ---- access ----------------------------------------------------------------------------
+
+/// A user signed in with both factors, as every console page but sign-in and enrolment needs.
+async fn member(state: &AppState, headers: &HeaderMap) -> Result<Signed, ConsoleError> {
+    let signed = signed_in(state, headers).await?.ok_or(ConsoleError::SignIn)?;
+    if !signed.session.mfa_passed {
+        return Err(ConsoleError::Enrol);
+    }
+    Ok(signed)
+}
+
+/// A member whose role grants `permission`; otherwise a 403 page saying what is needed, and an
+/// audit entry `console.refused` naming the page and the permission (as the API audits its
+/// refusals). The navigation only hides what a role cannot do; this is the check.
+async fn permitted(
+    state: &AppState,
+    headers: &HeaderMap,
+    permission: Permission,
+    page: &str,
+) -> Result<Signed, ConsoleError> {
+    let signed = member(state, headers).await?;
+    if signed.user.role.can(permission) {
+        return Ok(signed);
+    }
+    refuse(state, &signed, permission, page).await
+}
+
+async fn refuse<T>(state: &AppState, signed: &Signed, permission: Permission, page: &str) -> Result<T, ConsoleError> {
+    let wanted = serde_json::to_value(permission).unwrap_or_default();
+    audit(
+        state,
+        &signed.ctx,
+        Some(signed.user.id),
+        "console.refused",
+        json!({"page": page, "permission": wanted, "role": signed.user.role.as_str()}),
+    )
+    .await?;
+    Err(ConsoleError::Forbidden(format!(
+        "Your role ({}) may not {}. Ask an admin or owner of your organisation if you need it.",
+        signed.user.role.as_str(),
+        views::permission_text(permission)
+    )))
+}
+
+/// What every page's frame shows of the signed-in user.
+fn chrome<'a>(signed: &'a Signed, csrf: &'a str, current: &'a str) -> views::Chrome<'a> {
+    views::Chrome { email: signed.user.email.as_str(), role: signed.user.role, csrf, current, refresh: None }
+}
+
+/// The CSRF check of a form posted by a signed-in user.
+fn check_csrf(signed: &Signed, presented: &str) -> Result<(), ConsoleError> {
+    if security::csrf_matches(Some(&signed.token), Some(presented)) { Ok(()) } else { Err(ConsoleError::Csrf) }
+}
+
+/// The actor of the console's audit entries: the signed-in user.
+fn acting(signed: &Signed) -> crate::subjects::Acting {
+    crate::subjects::Acting {
+        actor: Actor { kind: ActorKind::User, id: Some(signed.user.id.to_string()) },
+        ip_network: None,
+    }
+}
+
 // ---- home -------------------------------------------------------------------------------
 
 async fn show_home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
@@ -205,7 +309,8 @@ async fn show_home(State(state): State<AppState>, headers: HeaderMap) -> Result<
     let tenant = state.store.get_tenant(signed.ctx.tenant_id()).await?.map(|t| t.name).unwrap_or_default();
     let left = state.store.users().count_recovery_codes(&signed.ctx, signed.user.id).await?;
     let csrf = security::csrf_token(&signed.token);
-    Ok(page(StatusCode::OK, views::home(&signed.user, &tenant, &csrf, left)))
+    let frame = chrome(&signed, &csrf, "/console/account");
+    Ok(page(StatusCode::OK, views::home(&frame, &signed.user, &tenant, left)))
 }
 
 // ---- sign-in ----------------------------------------------------------------------------

@@ -6,6 +6,8 @@ mod archives;
 mod audit;
 mod collect;
 mod console_auth;
+mod console_browser;
+mod console_pages;
 mod export_jobs;
 mod exports;
 mod helpers;
