@@ -236,6 +236,7 @@ pub fn register(state: &AppState) -> Register {
                 "assets/sites.json": "sites: domains, public site keys, collection settings",
                 "assets/legal-holds.json": "legal holds",
                 "assets/api-clients.json": "API clients: names and scopes, never secrets",
+                "assets/users.json": "console users: address and role, never credentials",
                 "README.md": "this layout, for people",
                 "manifest.json": "every file with rows, bytes and SHA-256",
                 "MANIFEST.sha256": "the same sums, sha256sum -c format",
@@ -286,7 +287,7 @@ fn switching() -> serde_json::Value {
         "retrieval_period_min_days": 30,
         "after_retrieval": "all data of the tenant is erased from every store, its encryption key destroyed, and a signed erasure attestation (Ed25519) is issued",
         "technical_limits": [
-            "console users are not carried over: passwords and authenticator secrets cannot travel; they are re-invited at the destination",
+            "console users are listed by address and role; passwords and authenticator secrets never travel, so they are invited again at the destination",
             "API client secrets are never exported; clients are listed by name and scopes so they can be recreated",
             "the erasure ledger holds keyed hashes under this provider's tenant key and cannot be used elsewhere; erased people are already absent from the archive",
             "the audit log is exported for the record; a destination starts its own chain",

@@ -96,6 +96,16 @@ pub struct ClientAsset {
     pub created_at: Timestamp,
 }
 
+/// A console user as the archive describes it: who and which role, never a password hash,
+/// authenticator secret or recovery code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserAsset {
+    pub id: steward_domain::UserId,
+    pub email: String,
+    pub role: String,
+    pub created_at: Timestamp,
+}
+
 /// A site as the archive describes it: its domain and collection settings. The public site key
 /// is kept so the new provider can accept the same tracker snippet, if it wishes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +181,18 @@ pub async fn build(state: &AppState, ctx: &TenantCtx, key: &str) -> anyhow::Resu
         })
         .collect();
     small.push(("assets/api-clients.json".into(), pretty(&clients)?));
+    let keys = state.store.keys(ctx)?;
+    let mut users = Vec::new();
+    for record in state.store.users().list_users(ctx).await? {
+        let user = steward_store::users::open_user(ctx, &keys, &record)?;
+        users.push(UserAsset {
+            id: user.id,
+            email: user.email.as_str().to_string(),
+            role: user.role.as_str().to_string(),
+            created_at: user.created_at,
+        });
+    }
+    small.push(("assets/users.json".into(), pretty(&users)?));
     let holds: Vec<LegalHold> = all(state, ctx).await?;
     small.push(("assets/legal-holds.json".into(), pretty(&holds)?));
     small.push(("README.md".into(), readme(&tenant.name).into_bytes()));
@@ -360,8 +382,8 @@ fn readme(tenant: &str) -> String {
            spreadsheets do not run it as a formula. NDJSON is the lossless form; import reads it.\n\
          - `schemas/`: one JSON Schema per dataset.\n\
          - `assets/`: the tenant's settings (`tenant.json`), retention policies, sites (domains,\n\
-           public site keys, collection settings), legal holds, and API clients (names, scopes;\n\
-           never secrets). Console users are not included: their credentials cannot travel.\n\
+           public site keys, collection settings), legal holds, console users (address and role;\n\
+           never credentials) and API clients (names, scopes; never secrets).\n\
          - `manifest.json`: every file with its row count, size and SHA-256.\n\
          - `MANIFEST.sha256`: the same sums in `sha256sum -c` format.\n\n\
          ## Datasets\n\n"

@@ -94,6 +94,15 @@ impl UserStore for PgStore {
         row.as_ref().map(read_user).transpose()
     }
 
+    async fn list_users(&self, ctx: &TenantCtx) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 ORDER BY id")
+            .bind(tenant(ctx))
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(read_user).collect()
+    }
+
     async fn find_user_by_email_key(&self, ctx: &TenantCtx, key: &[u8]) -> StoreResult<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND email_key = $2")
             .bind(tenant(ctx))

@@ -662,6 +662,8 @@ pub async fn users_are_found_by_email_within_their_tenant_only(store: &dyn Store
     assert_eq!(opened.email.as_str(), "Aino@example.fi");
     assert!(!record.email_sealed.windows(4).any(|w| w == b"Aino"), "the address is sealed");
     assert_eq!(users.get_user(&b, record.id).await.unwrap(), None, "another tenant's user");
+    assert_eq!(users.list_users(&a).await.unwrap(), vec![record.clone()]);
+    assert!(users.list_users(&b).await.unwrap().is_empty(), "another tenant's users are not listed");
     assert_eq!(users.find_user_by_email_key(&b, &key).await.unwrap(), None);
     let again = user(store, &b, "aino@example.fi").await;
     assert_ne!(again.email_key, record.email_key, "blind-index keys differ per tenant");

@@ -69,6 +69,8 @@ pub trait UserStore: Send + Sync {
     /// `Conflict { field: "email" }` when the tenant has a user with this address.
     async fn create_user(&self, ctx: &TenantCtx, user: &UserRecord) -> StoreResult<()>;
     async fn get_user(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// The tenant's users in id (creation) order.
+    async fn list_users(&self, ctx: &TenantCtx) -> StoreResult<Vec<UserRecord>>;
     async fn find_user_by_email_key(&self, ctx: &TenantCtx, key: &[u8]) -> StoreResult<Option<UserRecord>>;
 
     /// Adds one failed attempt and returns the new count (atomically: parallel guesses all

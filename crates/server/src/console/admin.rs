@@ -12,7 +12,7 @@ use axum::{Form, Router};
 use maud::html;
 use serde_json::json;
 use steward_domain::subject::{HoldScope, LegalHold, LegalHoldInput, RetentionDataset};
-use steward_domain::{Permission, Role, Scopes, UserId};
+use steward_domain::{Permission, Role, Scopes};
 use steward_store::users as stored;
 use steward_store::{ActorKind, AuditQuery, ListQuery, StoreExt, Target};
 
@@ -22,8 +22,6 @@ use super::{ConsoleError, Signed, acting, check_csrf, chrome, page, permitted, s
 use crate::state::AppState;
 
 const AUDIT_PAGE: u32 = 100;
-/// Users listed: those whose creation the audit log holds.
-const USERS_MAX: usize = 500;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -315,28 +313,11 @@ async fn release_hold(
 
 // ---- users ------------------------------------------------------------------------------
 
-/// The tenant's users. The store has no list of users, so they are found through the audit
-/// log's `user.created` entries (every way of creating one writes it).
+/// The tenant's users, addresses opened.
 async fn list_users(state: &AppState, signed: &Signed) -> Result<Vec<steward_domain::User>, ConsoleError> {
-    let mut query = AuditQuery { limit: 1_000, action: Some("user.created".into()), ..AuditQuery::default() };
-    let mut ids: Vec<UserId> = Vec::new();
-    loop {
-        let entries = state.store.audit_entries(&signed.ctx, &query).await?;
-        let full = entries.len() == 1_000;
-        query.after_seq = entries.last().map(|entry| entry.seq);
-        ids.extend(entries.iter().flat_map(|entry| entry.target.ids.iter().map(|id| UserId::from_uuid(*id))));
-        if !full || ids.len() >= USERS_MAX {
-            break;
-        }
-    }
     let keys = state.store.keys(&signed.ctx)?;
-    let mut users = Vec::new();
-    for id in ids {
-        if let Some(record) = state.store.users().get_user(&signed.ctx, id).await? {
-            users.push(stored::open_user(&signed.ctx, &keys, &record)?);
-        }
-    }
-    Ok(users)
+    let records = state.store.users().list_users(&signed.ctx).await?;
+    Ok(records.iter().map(|record| stored::open_user(&signed.ctx, &keys, record)).collect::<Result<_, _>>()?)
 }
 
 async fn users_page(

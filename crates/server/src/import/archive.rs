@@ -230,6 +230,7 @@ pub async fn import(state: &AppState, ctx: &TenantCtx, path: &Path) -> Result<Im
         "reports: derived from the records; this Steward computes them again".to_string(),
         "audit-log: the previous provider's record; this tenant's log starts here".to_string(),
         "api-clients: secrets never travel; create clients with steward client create".to_string(),
+        "users: credentials never travel; add them with steward user create or in the console".to_string(),
     ]);
 
     let report = ImportReport {

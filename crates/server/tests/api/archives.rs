@@ -43,6 +43,17 @@ async fn seed(app: &TestApp, ctx: &TenantCtx, token: &str) {
         app.store.list(ctx, &ListQuery { limit: 1, ..ListQuery::default() }).await.unwrap().remove(0);
     restricted.restricted_at = Some(app.state.clock.now());
     assert!(app.store.update(ctx, &restricted).await.unwrap());
+    let owner = steward_domain::User {
+        id: steward_domain::UserId::new(),
+        tenant_id: ctx.tenant_id(),
+        email: steward_domain::Email::parse("owner@acme.example").unwrap(),
+        role: steward_domain::Role::Owner,
+        mfa_enrolled: false,
+        created_at: app.state.clock.now(),
+    };
+    let keys = app.store.keys(ctx).unwrap();
+    let record = steward_store::users::new_record(ctx, &keys, &owner, "$argon2id$v=19$stand-in".into());
+    app.store.users().create_user(ctx, &record).await.unwrap();
     steward_server::admin::add_site(
         app.store.as_ref(),
         ctx,
@@ -284,6 +295,10 @@ async fn an_archive_checks_out_and_imported_elsewhere_archives_again_record_for_
     assert_eq!(job["summary"]["files"], manifest["files"]);
     let readme = String::from_utf8(first["README.md"].clone()).unwrap();
     assert!(readme.contains("datasets/<dataset>.ndjson") && readme.contains("manifest.json"));
+    let users: Value = serde_json::from_slice(&first["assets/users.json"]).unwrap();
+    assert_eq!(users[0]["email"], "owner@acme.example", "{users}");
+    assert_eq!(users[0]["role"], "owner");
+    assert!(!String::from_utf8_lossy(&first["assets/users.json"]).contains("argon2"), "no password hash");
     let clients: Value = serde_json::from_slice(&first["assets/api-clients.json"]).unwrap();
     assert!(!clients.as_array().unwrap().is_empty());
     assert!(
