@@ -56,6 +56,12 @@ file_days = 7
 # Run export jobs in this process. Turn off on nodes that should only serve requests.
 worker = true
 
+[imports]
+# Largest CSV file one import (POST /api/v1/imports/{dataset}) accepts, in bytes (512 MiB);
+# past it the upload is refused with 413. `steward import` reads local files without this limit.
+# Environment: STEWARD_IMPORTS__MAX_BYTES.
+max_bytes = 536870912
+
 [reports]
 # Groups (a period, or a page, source or organization within it) counting fewer distinct people
 # (visitors, or leads without a visitor profile) than this are left out of reports and exports of
@@ -126,6 +132,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub api: ApiSettings,
     pub exports: ExportSettings,
+    pub imports: ImportSettings,
     pub reports: ReportSettings,
     pub privacy: PrivacySettings,
     pub tls: TlsSettings,
@@ -185,6 +192,20 @@ pub struct ExportSettings {
     pub files_dir: String,
     pub file_days: u32,
     pub worker: bool,
+}
+
+/// CSV imports (see [`crate::import`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    /// Largest uploaded CSV file, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self { max_bytes: 512 * 1024 * 1024 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +268,7 @@ impl Default for Settings {
                 file_days: 7,
                 worker: true,
             },
+            imports: ImportSettings::default(),
             reports: ReportSettings { min_group_size: 5, max_days: 366 },
             privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
             tls: TlsSettings::default(),
@@ -287,6 +309,9 @@ impl Settings {
             .map_err(|e| SettingsError(format!("privacy: the IP mask {e}")))?;
         if self.api.rate_limit_per_minute == 0 || self.api.token_ttl_seconds == 0 {
             return Err(SettingsError("api: rate limit and token lifetime must be above zero".into()));
+        }
+        if self.imports.max_bytes == 0 {
+            return Err(SettingsError("imports: max_bytes must be above zero".into()));
         }
         if self.reports.max_days == 0 {
             return Err(SettingsError("reports: max_days must be above zero".into()));

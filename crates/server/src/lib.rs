@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod files;
+pub mod import;
 pub mod jobs;
 pub mod ratelimit;
 pub mod retention;

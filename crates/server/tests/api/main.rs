@@ -8,6 +8,7 @@ mod console_auth;
 mod export_jobs;
 mod exports;
 mod helpers;
+mod imports;
 mod isolation;
 mod leads;
 mod oauth;
