@@ -597,7 +597,12 @@ async fn import_csv(
         actor: steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None },
         ip_network: None,
     };
-    let summary = import(&state, &ctx, &acting, mapping, source).await.map_err(|e| nothing(e.to_string()))?;
+    let summary = import(&state, &ctx, &acting, mapping, source).await.map_err(|error| match error {
+        steward_server::error::ApiError::Validation(errors) => {
+            nothing(format!("the mapping does not fit {}: {errors}", file.display()))
+        }
+        other => nothing(other.to_string()),
+    })?;
     let mut human = vec![format!(
         "{}: {} rows read, {} created, {} rejected",
         summary.dataset, summary.rows, summary.created, summary.rejected

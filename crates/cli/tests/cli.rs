@@ -586,3 +586,106 @@ async fn retention_sweep_deletes_what_expired_in_every_tenant_prints_one_json_ob
 fn time_days(days: i64) -> time::Duration {
     time::Duration::days(days)
 }
+
+#[tokio::test]
+async fn import_loads_a_csv_through_a_mapping_reports_bad_rows_by_line_and_exits_by_outcome() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let dir = env.dir.path();
+    let mapping = dir.join("mapping.json");
+    std::fs::write(
+        &mapping,
+        r#"{"date_format": "%d.%m.%Y %H:%M", "columns": {"Name": "full_name", "E-mail": "email",
+            "Signed up": "first_touch.occurred_at", "Source": "first_touch.utm.source", "Stage": "custom_fields.stage"}}"#,
+    )
+    .unwrap();
+    // Line 3 is a bad email, 4-5 a row with a note over two lines, 6 a bad date.
+    let csv = dir.join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "Name,E-mail,Signed up,Source,Stage,Note\n\
+         Anna Virtanen,anna@acme.fi,31.01.2026 14:05,google,lead,\n\
+         Bob Builder,bob@,01.02.2026 09:00,,lead,\n\
+         Cecilia Berg,cecilia@example.org,01.02.2026 10:00,,customer,\"two\nlines\"\n\
+         Dan Doe,dan@example.org,32.01.2026 10:00,,lead,\n",
+    )
+    .unwrap();
+    let (file, mapping) = (csv.to_str().unwrap(), mapping.to_str().unwrap());
+    let args = ["import", file, "--tenant", tenant_id, "--dataset", "leads", "--mapping", mapping, "--json"];
+    let output = env.run(&args);
+    assert_eq!(output.status.code(), Some(1), "some rows were rejected: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "--json prints exactly one line: {stdout}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((summary["rows"].as_u64(), summary["created"].as_u64()), (Some(4), Some(2)), "{summary}");
+    let lines: Vec<(u64, &str)> = summary["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, vec![(3, "email"), (6, "first_touch.occurred_at")]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2 of 4 rows were rejected"));
+
+    let clean = dir.join("clean.csv");
+    std::fs::write(&clean, "Name,E-mail,Signed up,Source,Stage\nErik Ek,erik@example.org,,,\n").unwrap();
+    let output = env.run(&[
+        "import",
+        clean.to_str().unwrap(),
+        "--tenant",
+        tenant_id,
+        "--dataset",
+        "leads",
+        "--mapping",
+        mapping,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 created, 0 rejected"));
+
+    let client = env.json(&["client", "create", "--tenant", tenant_id, "--json"]);
+    let url = serve(&env).await;
+    let (_, token) =
+        token(&url, client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap()).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| http.get(format!("{url}{path}")).bearer_auth(token.as_deref().unwrap()).send();
+    let page: Value = get("/api/v1/leads?email=anna@acme.fi".into()).await.unwrap().json().await.unwrap();
+    let anna = &page["data"][0];
+    assert_eq!((anna["first_name"].as_str(), anna["last_name"].as_str()), (Some("Anna"), Some("Virtanen")));
+    assert_eq!(anna["first_touch"]["occurred_at"], "2026-01-31T14:05:00Z");
+    assert_eq!(anna["first_touch"]["utm"]["source"], "google");
+    assert_eq!(anna["custom_fields"]["stage"], "lead");
+    let page: Value = get("/api/v1/leads?email=cecilia@example.org".into()).await.unwrap().json().await.unwrap();
+    assert_eq!(page["data"][0]["custom_fields"], serde_json::json!({"stage": "customer"}), "Note was not mapped");
+    let audit: Value = get("/api/v1/audit-log?action=import.completed".into()).await.unwrap().json().await.unwrap();
+    assert_eq!(audit["data"][0]["actor"]["kind"], "operator");
+    assert_eq!(audit["data"][0]["detail"]["rejected"], 2);
+}
+
+#[tokio::test]
+async fn import_refuses_a_bad_mapping_and_an_archive_with_exit_2_and_nothing_on_stdout() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let csv = env.dir.path().join("leads.csv");
+    std::fs::write(&csv, "email\nanna@example.org\n").unwrap();
+    let mapping = env.dir.path().join("mapping.json");
+    std::fs::write(&mapping, r#"{"columns": {"email": "e_mail"}}"#).unwrap();
+    let archive = env.dir.path().join("steward-archive.zip");
+    std::fs::write(&archive, b"PK").unwrap();
+    let (csv, mapping, archive) = (csv.to_str().unwrap(), mapping.to_str().unwrap(), archive.to_str().unwrap());
+    let cases: [(&[&str], &str); 3] = [
+        (&["import", csv, "--tenant", tenant_id, "--dataset", "leads", "--mapping", mapping, "--json"], "e_mail"),
+        (&["import", csv, "--tenant", tenant_id, "--dataset", "journeys", "--json"], "--dataset leads"),
+        (&["import", archive, "--tenant", tenant_id, "--json"], "archive import is not available in this build"),
+    ];
+    for (args, says) in cases {
+        let output = env.run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?} printed to stdout");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("error: ") && stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let help = env.run(&["import", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("1 when some rows were rejected"));
+}
