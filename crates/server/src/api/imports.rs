@@ -71,7 +71,7 @@ pub struct ImportForm {
         (status = 415, description = "The body is not multipart/form-data", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The mapping is bad or does not fit the file, each problem in `errors`; nothing was imported", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("oauth2" = ["leads:write", "organizations:write"]))
+    security(("oauth2" = ["leads:write"]), ("oauth2" = ["organizations:write"]))
 )]
 pub async fn import_csv(
     State(state): State<AppState>,

@@ -33,6 +33,8 @@ pub const MAX_REJECTIONS: usize = 1_000;
 const BATCH: usize = 500;
 /// Header names quoted in a message at most.
 const NAMED_COLUMNS: usize = 30;
+/// Longest key of `custom_fields` (as the API checks it).
+const MAX_CUSTOM_KEY: usize = 64;
 
 /// What a cell holds, and so how it becomes JSON input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,6 +337,15 @@ impl Mapping {
                 Some(destination) => destination,
                 None => self.implicit(fields, read_only, header.is_some(), label, index, &mut taken),
             };
+            if let Some(Destination::Custom(key)) = &chosen
+                && key.chars().count() > MAX_CUSTOM_KEY
+            {
+                let message = format!(
+                    "would be kept as a custom field, whose keys are at most {MAX_CUSTOM_KEY} characters; \
+                     map it to a shorter custom_fields.<key> or to null"
+                );
+                errors.add(format!("columns.{label}"), message);
+            }
             if let Some(destination) = &chosen {
                 let shown = if header.is_some() { label.clone() } else { format!("column {label}") };
                 sources.insert(destination.name(), shown);
@@ -364,6 +375,8 @@ impl Mapping {
             None if named && read_only.contains(&label) => return None,
             None => match label.strip_prefix("custom_fields.") {
                 Some(key) if named && leads && !key.is_empty() => Destination::Custom(key.to_string()),
+                // A column without a name (a trailing delimiter) has nothing worth keeping.
+                _ if named && label.is_empty() => return None,
                 _ if self.collect_unmapped && named => Destination::Custom(label.to_string()),
                 _ if self.collect_unmapped => Destination::Custom(format!("column_{}", index + 1)),
                 _ => return None,
@@ -386,6 +399,8 @@ fn destination(fields: &'static [Field], read_only: &[&str], leads: bool, target
             Err("does not exist: organizations have no custom_fields".into())
         } else if key.trim().is_empty() {
             Err("needs a key after custom_fields.".into())
+        } else if key.chars().count() > MAX_CUSTOM_KEY {
+            Err(format!("has a key longer than {MAX_CUSTOM_KEY} characters"))
         } else {
             Ok(Destination::Custom(key.to_string()))
         };
@@ -1031,6 +1046,19 @@ mod tests {
             ];
             assert_eq!(seen, expected, "line ends {end:?}");
         }
+    }
+
+    #[test]
+    fn unmapped_columns_kept_as_custom_fields_need_a_name_that_fits_a_key() {
+        let mapping = mapping(DatasetName::Leads, serde_json::json!({"unmapped": "custom_fields"})).unwrap();
+        let long = "x".repeat(65);
+        let header = vec!["email".to_string(), String::new(), long.clone()];
+        let errors = mapping.plan(Some(&header), 3).unwrap_err();
+        assert_eq!(fields(&errors), vec![format!("columns.{long}")]);
+        let header = vec!["email".to_string(), String::new(), "Shoe size".to_string()];
+        let plan = mapping.plan(Some(&header), 3).unwrap();
+        let value = plan.row(&mapping, &["a@b.fi", "stray", "42"]).unwrap();
+        assert_eq!(value, serde_json::json!({"email": "a@b.fi", "custom_fields": {"Shoe size": "42"}}));
     }
 
     #[test]
