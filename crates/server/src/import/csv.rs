@@ -29,8 +29,10 @@ use crate::subjects::Acting;
 
 /// Problems listed in a summary at most; `rejections_total` counts them all.
 pub const MAX_REJECTIONS: usize = 1_000;
-/// Rows stored together.
-const BATCH: usize = 500;
+/// Rows stored together: as many as one collection group takes, since every group rewrites
+/// each organization its leads link to (measured: 10,000 leads of 500 companies took a third
+/// of the time they took in batches of 500).
+const BATCH: usize = 5_000;
 /// Header names quoted in a message at most.
 const NAMED_COLUMNS: usize = 30;
 /// Longest key of `custom_fields` (as the API checks it).
@@ -655,7 +657,7 @@ where
 {
     let dataset = mapping.dataset;
     let (planned, plan) = oneshot::channel();
-    let (sender, mut rows) = mpsc::channel::<Item<R::Input>>(BATCH * 2);
+    let (sender, mut rows) = mpsc::channel::<Item<R::Input>>(1_024);
     let reader = tokio::task::spawn_blocking(move || read::<R::Input>(&mapping, source, planned, &sender));
     let sources = match plan.await {
         Ok(Ok(sources)) => sources,
