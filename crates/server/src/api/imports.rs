@@ -39,7 +39,9 @@ pub struct ImportForm {
 /// (validation, organization linking, the erasure ledger); a bad row is reported with its line
 /// number (the header is line 1) and the field and source column at fault, and the other rows
 /// are kept. The answer is 200 whenever the mapping fits the file, `rejected` saying how many
-/// rows were refused. One `import.completed` audit entry records the counts.
+/// rows were refused. One `import.completed` audit entry records the counts. An import runs to
+/// its end even if the client goes away; import organizations before leads, since a lead is
+/// linked to the organization of its work email's domain, which is created when none exists.
 ///
 /// The body is `multipart/form-data` with a part `file` (the CSV) and an optional part `mapping`
 /// (JSON), for example:
@@ -155,7 +157,12 @@ pub async fn import_csv(
         actor: Actor { kind: ActorKind::Client, id: Some(caller.client_id.to_string()) },
         ip_network: caller.ip_network,
     };
-    Ok(Json(import(&state, &caller.ctx, &acting, mapping, file).await?))
+    // On a task of its own: an import that outlives its request (the client went away, or the
+    // request timed out) still runs to its end and records its counts in the audit log.
+    let ctx = caller.ctx;
+    let task = tokio::spawn(async move { import(&state, &ctx, &acting, mapping, file).await });
+    let summary = task.await.map_err(|error| ApiError::Internal(anyhow::anyhow!("the import stopped: {error}")))??;
+    Ok(Json(summary))
 }
 
 fn part_error(error: MultipartError) -> ApiError {

@@ -224,6 +224,19 @@ Small AB,https://small.se/,se,1,9,,,\"[\"\"nordic\"\"]\",\n";
     assert_eq!(data[1]["name"], "Small AB");
     assert_eq!(data[1]["address"]["country_code"], "SE");
     assert_eq!(data[1]["tags"], json!(["nordic"]));
+
+    // Without a mapping, columns named like the export's; counters and ids of other records
+    // (an export's contacts name leads of its own tenant) are skipped.
+    let csv = "name,domain,visit_count,employee_range.min,contacts\n\
+               Fresh Oy,fresh.fi,99,5,\"[{\"\"lead_id\"\": \"\"0190b8c2-0000-7000-8000-000000000000\"\"}]\"\n";
+    let summary = imported(&app, &token, "organizations", csv, None).await;
+    assert_eq!((summary["created"].as_u64(), summary["rejected"].as_u64()), (Some(1), Some(0)), "{summary}");
+    let page: Value = app.get("/api/v1/organizations", &token).await.json().await.unwrap();
+    let fresh = &page["data"][2];
+    assert_eq!((fresh["name"].as_str(), fresh["domain"].as_str()), (Some("Fresh Oy"), Some("fresh.fi")));
+    assert_eq!(fresh["visit_count"], 0, "counters Steward keeps are not imported");
+    assert_eq!(fresh["contacts"], json!([]));
+    assert_eq!(fresh["employee_range"]["min"], 5);
 }
 
 #[tokio::test]
