@@ -607,7 +607,7 @@ pub struct ImportSummary {
     pub created: u64,
     /// Rows refused; every other row was stored.
     pub rejected: u64,
-    /// The first 1,000 problems, in line order (a row may have several).
+    /// Up to 1,000 problems, in line order (a row may have several).
     pub rejections: Vec<Rejection>,
     /// Every problem found, listed or not.
     pub rejections_total: u64,
@@ -689,6 +689,8 @@ where
         }
     }
     store(state, ctx, &mut batch, &sources, &mut summary).await?;
+    // Refusals at storing (an erased person) come after those found while reading its batch.
+    summary.rejections.sort_by_key(|rejection| rejection.line);
     drop(rows);
     if let Err(error) = reader.await {
         return Err(ApiError::Internal(anyhow::anyhow!("the CSV reader stopped: {error}")));
