@@ -908,6 +908,8 @@ fn convert_row<I: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
+    use steward_domain::LeadInput;
+
     use super::*;
 
     fn mapping(dataset: DatasetName, json: Value) -> Result<Mapping, ValidationErrors> {
@@ -1034,14 +1036,12 @@ mod tests {
                 "email,last_name{end}a@b.fi,\"two{end}lines\"{end}{end}x@y.fi,Z{end}c@d.fi,C,extra{end}e@f.fi,E"
             );
             let mapping = Mapping::parse(DatasetName::Leads, None).unwrap();
-            let (planned, mut plan) = oneshot::channel();
-            let (sender, mut rows) = mpsc::channel(16);
-            read::<steward_domain::LeadInput>(&mapping, csv.as_bytes(), planned, &sender);
-            assert!(plan.try_recv().unwrap().is_ok());
-            let mut seen = Vec::new();
-            while let Ok(Item::Row(line, input)) = rows.try_recv() {
-                seen.push((line, input.map(|lead| lead.last_name.unwrap_or_default()).map_err(|r| r[0].line)));
-            }
+            let (planned, rows) = read_all(&mapping, csv.as_bytes());
+            assert!(planned.is_ok());
+            let seen: Vec<(u64, Result<String, u64>)> = rows
+                .into_iter()
+                .map(|(line, input)| (line, input.map(|lead| lead.last_name.unwrap_or_default())))
+                .collect();
             let expected = vec![
                 (2, Ok(format!("two{end}lines"))),
                 (5, Ok("Z".to_string())),
@@ -1050,6 +1050,58 @@ mod tests {
             ];
             assert_eq!(seen, expected, "line ends {end:?}");
         }
+    }
+
+    /// A row as read: its line, and its input or the line of its first problem.
+    type ReadRow = (u64, Result<LeadInput, u64>);
+
+    /// Runs the reader thread's work here: the plan's outcome, then every row.
+    fn read_all(mapping: &Mapping, csv: &[u8]) -> (Result<(), ApiError>, Vec<ReadRow>) {
+        let (planned, mut plan) = oneshot::channel();
+        let (sender, mut rows) = mpsc::channel(16);
+        read::<LeadInput>(mapping, csv, planned, &sender);
+        let planned = plan.try_recv().unwrap().map(drop);
+        let mut seen = Vec::new();
+        while let Ok(Item::Row(line, input)) = rows.try_recv() {
+            seen.push((line, input.map_err(|r| r[0].line)));
+        }
+        (planned, seen)
+    }
+
+    #[test]
+    fn without_a_header_columns_are_named_by_number_and_a_byte_order_mark_is_ignored() {
+        let numbered =
+            serde_json::json!({"header": false, "delimiter": "tab", "columns": {"1": "email", "2": "full_name"}});
+        let mapping = mapping(DatasetName::Leads, numbered).unwrap();
+        let (planned, rows) = read_all(&mapping, b"anna@example.fi\tAnna Virtanen\nbob@example.fi\tBob\n");
+        assert!(planned.is_ok());
+        let rows: Vec<(u64, Option<String>, Option<String>)> = rows
+            .into_iter()
+            .map(|(line, input)| {
+                let input = input.unwrap();
+                (line, input.email, input.last_name)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (1, Some("anna@example.fi".into()), Some("Virtanen".into())),
+                (2, Some("bob@example.fi".into()), None)
+            ]
+        );
+        let past = mapping_of(serde_json::json!({"header": false, "columns": {"3": "email"}}));
+        let (planned, rows) = read_all(&past, b"a,b\n");
+        assert!(planned.unwrap_err().to_string().contains("past the last column of this file (2)"));
+        assert!(rows.is_empty(), "no row is read after a refused plan");
+
+        let identity = Mapping::parse(DatasetName::Leads, None).unwrap();
+        let (planned, rows) = read_all(&identity, "\u{feff}email,first_name\r\nanna@example.fi,Anna\r\n".as_bytes());
+        assert!(planned.is_ok());
+        assert_eq!(rows[0].1.as_ref().unwrap().email.as_deref(), Some("anna@example.fi"));
+    }
+
+    fn mapping_of(json: Value) -> Mapping {
+        mapping(DatasetName::Leads, json).unwrap()
     }
 
     #[test]
