@@ -98,6 +98,28 @@ enum Command {
     },
     #[command(subcommand)]
     Erasure(ErasureCommand),
+    /// Import a CSV of leads or organizations from another tool into a tenant, with a column
+    /// mapping (the format is in the README and in /openapi.json under imports). Rows are created
+    /// as the API creates them; bad rows are reported by line number and the others kept.
+    ///
+    /// Exit status: 0 when every row was imported, 1 when some rows were rejected (the others
+    /// were kept), 2 when nothing could be imported (a bad mapping, an unreadable file, an
+    /// archive).
+    Import {
+        /// The CSV file (a `.zip` is a Steward archive).
+        file: PathBuf,
+        /// Tenant id or slug.
+        #[arg(long)]
+        tenant: String,
+        /// leads or organizations.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// The mapping file (JSON); without it the columns must be named like a Steward export.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +130,14 @@ enum ErasureCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// An error that ends the command with a status of its own (not 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct ExitWith {
+    code: u8,
+    message: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,7 +306,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            match error.downcast_ref::<ExitWith>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -551,6 +584,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Import { file, tenant, dataset, mapping, json } => {
+            let extension = file.extension().and_then(|ext| ext.to_str()).map(str::to_ascii_lowercase);
+            match extension.as_deref() {
+                // A Steward tenant archive (Data Act switching).
+                Some("zip") => import_archive(&cli.global, &file, &tenant, json).await,
+                _ => import_csv(&cli.global, &file, &tenant, dataset.as_deref(), mapping.as_deref(), json).await,
+            }
+        }
         Command::Audit(AuditCommand::Verify { tenant, json }) => {
             let store = store(&settings(&cli.global, None)?).await?;
             let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
@@ -571,6 +612,103 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `steward import FILE.csv`: exit 0 when every row was imported, 1 when some were rejected,
+/// 2 when nothing could be imported.
+/// Loads a Steward tenant archive into an empty tenant; exits 2 when nothing could be loaded.
+async fn import_archive(
+    global: &Global,
+    file: &std::path::Path,
+    tenant: &str,
+    json_output: bool,
+) -> anyhow::Result<()> {
+    use steward_server::import::archive::{ImportError, import};
+    let nothing = |message: String| anyhow::Error::from(ExitWith { code: 2, message });
+    let settings = settings(global, None)?;
+    let store = store(&settings).await.map_err(|e| nothing(format!("{e:#}")))?;
+    let ctx = admin::tenant_ctx(store.as_ref(), tenant).await.map_err(|e| nothing(format!("{e:#}")))?;
+    let state = AppState::new(store, settings);
+    let report = import(&state, &ctx, file).await.map_err(|error| match error {
+        ImportError::Invalid(message) | ImportError::NotEmpty(message) => nothing(message),
+        ImportError::Internal(error) => error,
+    })?;
+    let counts: Vec<String> = report.imported.iter().map(|(dataset, n)| format!("{dataset} {n}")).collect();
+    let human = format!(
+        "imported the archive of tenant {} ({}): {}; not imported: {}",
+        report.source_tenant,
+        report.archive_created_at,
+        counts.join(", "),
+        report.not_imported.join("; ")
+    );
+    emit(json_output, serde_json::to_value(&report)?, human);
+    Ok(())
+}
+
+async fn import_csv(
+    global: &Global,
+    file: &std::path::Path,
+    tenant: &str,
+    dataset: Option<&str>,
+    mapping: Option<&std::path::Path>,
+    json_output: bool,
+) -> anyhow::Result<()> {
+    use steward_server::import::csv::{Mapping, import};
+    let nothing = |message: String| anyhow::Error::from(ExitWith { code: 2, message });
+    let dataset = match dataset.map(steward_export::DatasetName::parse) {
+        Some(Some(name @ (steward_export::DatasetName::Leads | steward_export::DatasetName::Organizations))) => name,
+        _ => return Err(nothing("give --dataset leads or --dataset organizations".into())),
+    };
+    let mapping = match mapping {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| nothing(format!("reading {}: {e}", path.display())))?;
+            let value = serde_json::from_str(&text)
+                .map_err(|e| nothing(format!("the mapping {} is not JSON: {e}", path.display())))?;
+            Mapping::parse(dataset, Some(value))
+        }
+        None => Mapping::parse(dataset, None),
+    }
+    .map_err(|errors| nothing(format!("the mapping cannot be used: {errors}")))?;
+    let source = std::fs::File::open(file).map_err(|e| nothing(format!("reading {}: {e}", file.display())))?;
+    let settings = settings(global, None)?;
+    let store = store(&settings).await.map_err(|e| nothing(format!("{e:#}")))?;
+    let ctx = admin::tenant_ctx(store.as_ref(), tenant).await.map_err(|e| nothing(format!("{e:#}")))?;
+    let state = AppState::new(store, settings);
+    let acting = steward_server::subjects::Acting {
+        actor: steward_store::Actor { kind: steward_store::ActorKind::Operator, id: None },
+        ip_network: None,
+    };
+    let summary = import(&state, &ctx, &acting, mapping, source).await.map_err(|error| match error {
+        steward_server::error::ApiError::Validation(errors) => {
+            nothing(format!("the mapping does not fit {}: {errors}", file.display()))
+        }
+        other => nothing(other.to_string()),
+    })?;
+    let mut human = vec![format!(
+        "{}: {} rows read, {} created, {} rejected",
+        summary.dataset, summary.rows, summary.created, summary.rejected
+    )];
+    human.extend(summary.rejections.iter().map(|r| {
+        let field = match (&r.field, &r.column) {
+            (Some(field), Some(column)) => format!("{field} (column {column:?}): "),
+            (Some(field), None) => format!("{field}: "),
+            _ => String::new(),
+        };
+        format!("line {}: {field}{}", r.line, r.message)
+    }));
+    if summary.rejections_total > summary.rejections.len() as u64 {
+        human.push(format!("… and {} more problems", summary.rejections_total - summary.rejections.len() as u64));
+    }
+    emit(json_output, serde_json::to_value(&summary)?, human.join("\n"));
+    if summary.rejected > 0 {
+        return Err(ExitWith {
+            code: 1,
+            message: format!("{} of {} rows were rejected", summary.rejected, summary.rows),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// A sweep's outcome for people: one line per tenant.

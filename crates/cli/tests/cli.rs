@@ -694,3 +694,150 @@ async fn a_restore_from_a_backup_taken_before_an_erasure_erases_the_person_again
         .unwrap();
     assert_eq!(audit["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn import_loads_a_csv_through_a_mapping_reports_bad_rows_by_line_and_exits_by_outcome() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let dir = env.dir.path();
+    let mapping = dir.join("mapping.json");
+    std::fs::write(
+        &mapping,
+        r#"{"date_format": "%d.%m.%Y %H:%M", "columns": {"Name": "full_name", "E-mail": "email",
+            "Signed up": "first_touch.occurred_at", "Source": "first_touch.utm.source", "Stage": "custom_fields.stage"}}"#,
+    )
+    .unwrap();
+    // Line 3 is a bad email, 4-5 a row with a note over two lines, 6 a bad date.
+    let csv = dir.join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "Name,E-mail,Signed up,Source,Stage,Note\n\
+         Anna Virtanen,anna@acme.fi,31.01.2026 14:05,google,lead,\n\
+         Bob Builder,bob@,01.02.2026 09:00,,lead,\n\
+         Cecilia Berg,cecilia@example.org,01.02.2026 10:00,,customer,\"two\nlines\"\n\
+         Dan Doe,dan@example.org,32.01.2026 10:00,,lead,\n",
+    )
+    .unwrap();
+    let (file, mapping) = (csv.to_str().unwrap(), mapping.to_str().unwrap());
+    let args = ["import", file, "--tenant", tenant_id, "--dataset", "leads", "--mapping", mapping, "--json"];
+    let output = env.run(&args);
+    assert_eq!(output.status.code(), Some(1), "some rows were rejected: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "--json prints exactly one line: {stdout}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((summary["rows"].as_u64(), summary["created"].as_u64()), (Some(4), Some(2)), "{summary}");
+    let lines: Vec<(u64, &str)> = summary["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, vec![(3, "email"), (6, "first_touch.occurred_at")]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2 of 4 rows were rejected"));
+
+    let clean = dir.join("clean.csv");
+    std::fs::write(&clean, "Name,E-mail,Signed up,Source,Stage\nErik Ek,erik@example.org,,,\n").unwrap();
+    let output = env.run(&[
+        "import",
+        clean.to_str().unwrap(),
+        "--tenant",
+        tenant_id,
+        "--dataset",
+        "leads",
+        "--mapping",
+        mapping,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 created, 0 rejected"));
+
+    let client = env.json(&["client", "create", "--tenant", tenant_id, "--json"]);
+    let url = serve(&env).await;
+    let (_, token) =
+        token(&url, client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap()).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| http.get(format!("{url}{path}")).bearer_auth(token.as_deref().unwrap()).send();
+    let page: Value = get("/api/v1/leads?email=anna@acme.fi".into()).await.unwrap().json().await.unwrap();
+    let anna = &page["data"][0];
+    assert_eq!((anna["first_name"].as_str(), anna["last_name"].as_str()), (Some("Anna"), Some("Virtanen")));
+    assert_eq!(anna["first_touch"]["occurred_at"], "2026-01-31T14:05:00Z");
+    assert_eq!(anna["first_touch"]["utm"]["source"], "google");
+    assert_eq!(anna["custom_fields"]["stage"], "lead");
+    let page: Value = get("/api/v1/leads?email=cecilia@example.org".into()).await.unwrap().json().await.unwrap();
+    assert_eq!(page["data"][0]["custom_fields"], serde_json::json!({"stage": "customer"}), "Note was not mapped");
+    let audit: Value = get("/api/v1/audit-log?action=import.completed".into()).await.unwrap().json().await.unwrap();
+    assert_eq!(audit["data"][0]["actor"]["kind"], "operator");
+    assert_eq!(audit["data"][0]["detail"]["rejected"], 2);
+}
+
+#[tokio::test]
+async fn import_refuses_a_bad_mapping_and_an_archive_with_exit_2_and_nothing_on_stdout() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let csv = env.dir.path().join("leads.csv");
+    std::fs::write(&csv, "email\nanna@example.org\n").unwrap();
+    let mapping = env.dir.path().join("mapping.json");
+    std::fs::write(&mapping, r#"{"columns": {"email": "e_mail"}}"#).unwrap();
+    let archive = env.dir.path().join("steward-archive.zip");
+    std::fs::write(&archive, b"PK").unwrap();
+    let (csv, mapping, archive) = (csv.to_str().unwrap(), mapping.to_str().unwrap(), archive.to_str().unwrap());
+    let cases: [(&[&str], &str); 3] = [
+        (&["import", csv, "--tenant", tenant_id, "--dataset", "leads", "--mapping", mapping, "--json"], "e_mail"),
+        (&["import", csv, "--tenant", tenant_id, "--dataset", "journeys", "--json"], "--dataset leads"),
+        (&["import", archive, "--tenant", tenant_id, "--json"], "is not a ZIP archive"),
+    ];
+    for (args, says) in cases {
+        let output = env.run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?} printed to stdout");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("error: ") && stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let help = env.run(&["import", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("1 when some rows were rejected"));
+}
+
+#[tokio::test]
+async fn import_loads_a_tenant_archive_into_an_empty_tenant_and_refuses_a_second_time() {
+    let env = Env::new().await;
+    let source = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let client = env.json(&["client", "create", "--tenant", source["id"].as_str().unwrap(), "--json"]);
+    let url = serve(&env).await;
+    let token = fresh_token(&url, &client).await;
+    let http = reqwest::Client::new();
+    for email in ["anna@example.com", "bob@example.com"] {
+        let created = http
+            .post(format!("{url}/api/v1/leads"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    let queued = http.post(format!("{url}/api/v1/archives")).bearer_auth(&token).send().await.unwrap();
+    let location = queued.headers()["location"].to_str().unwrap().to_string();
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        job = http.get(format!("{url}{location}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if job["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let file_url = job["file_url"].as_str().expect("the archive was built");
+    let zip = http.get(format!("{url}{file_url}")).bearer_auth(&token).send().await.unwrap().bytes().await.unwrap();
+    let path = env.dir.path().join("acme.zip");
+    std::fs::write(&path, &zip).unwrap();
+
+    let target = env.json(&["tenant", "create", "Acme Oy (moved)", "--json"]);
+    let target_id = target["id"].as_str().unwrap();
+    let report = env.json(&["import", path.to_str().unwrap(), "--tenant", target_id, "--json"]);
+    assert_eq!(report["imported"]["leads"], 2, "{report}");
+    assert_eq!(report["source_tenant"], source["id"]);
+    let again = env.run(&["import", path.to_str().unwrap(), "--tenant", target_id, "--json"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(again.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("new, empty tenant"));
+}

@@ -42,9 +42,6 @@ token_ttl_seconds = 3600
 rate_limit_per_minute = 500
 # Largest request body accepted, in bytes.
 max_body_bytes = 1048576
-# Largest upload to POST /api/v1/imports/... (a tenant archive), in bytes (4 GiB). The upload is
-# written to a temporary file as it arrives, never held in memory.
-max_import_bytes = 4294967296
 
 [exports]
 # Largest file a streamed export (console or GET /api/v1/exports/{dataset}) may produce, in
@@ -58,6 +55,13 @@ files_dir = ""
 file_days = 7
 # Run export jobs in this process. Turn off on nodes that should only serve requests.
 worker = true
+
+[imports]
+# Largest file one import (a CSV to POST /api/v1/imports/{dataset}, a tenant archive to
+# POST /api/v1/imports/archive) accepts, in bytes (512 MiB);
+# past it the upload is refused with 413. `steward import` reads local files without this limit.
+# Environment: STEWARD_IMPORTS__MAX_BYTES.
+max_bytes = 536870912
 
 [reports]
 # Groups (a period, or a page, source or organization within it) counting fewer distinct people
@@ -129,6 +133,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub api: ApiSettings,
     pub exports: ExportSettings,
+    pub imports: ImportSettings,
     pub reports: ReportSettings,
     pub privacy: PrivacySettings,
     pub tls: TlsSettings,
@@ -178,7 +183,6 @@ pub struct ApiSettings {
     pub token_ttl_seconds: u32,
     pub rate_limit_per_minute: u32,
     pub max_body_bytes: usize,
-    pub max_import_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +193,20 @@ pub struct ExportSettings {
     pub files_dir: String,
     pub file_days: u32,
     pub worker: bool,
+}
+
+/// CSV imports (see [`crate::import`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    /// Largest uploaded CSV file, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self { max_bytes: 512 * 1024 * 1024 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,12 +261,7 @@ impl Default for Settings {
             master_key: None,
             keys_dir: String::new(),
             log_format: LogFormat::Text,
-            api: ApiSettings {
-                token_ttl_seconds: 3600,
-                rate_limit_per_minute: 500,
-                max_body_bytes: 1_048_576,
-                max_import_bytes: 4 * 1024 * 1024 * 1024,
-            },
+            api: ApiSettings { token_ttl_seconds: 3600, rate_limit_per_minute: 500, max_body_bytes: 1_048_576 },
             exports: ExportSettings {
                 console_max_bytes: 512 * 1024 * 1024,
                 console_max_days: 366,
@@ -256,6 +269,7 @@ impl Default for Settings {
                 file_days: 7,
                 worker: true,
             },
+            imports: ImportSettings::default(),
             reports: ReportSettings { min_group_size: 5, max_days: 366 },
             privacy: PrivacySettings { ipv4_prefix: 24, ipv6_prefix: 48 },
             tls: TlsSettings::default(),
@@ -296,6 +310,9 @@ impl Settings {
             .map_err(|e| SettingsError(format!("privacy: the IP mask {e}")))?;
         if self.api.rate_limit_per_minute == 0 || self.api.token_ttl_seconds == 0 {
             return Err(SettingsError("api: rate limit and token lifetime must be above zero".into()));
+        }
+        if self.imports.max_bytes == 0 {
+            return Err(SettingsError("imports: max_bytes must be above zero".into()));
         }
         if self.reports.max_days == 0 {
             return Err(SettingsError("reports: max_days must be above zero".into()));

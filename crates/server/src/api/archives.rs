@@ -195,7 +195,7 @@ pub async fn dataset_schema(path: Path<String>) -> Result<Response, ApiError> {
     responses(
         (status = 200, description = "Imported: records per dataset, assets, and what was not loaded and why", body = crate::import::archive::ImportReport),
         (status = 409, description = "The tenant already holds records", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Larger than `api.max_import_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than `imports.max_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/zip`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a Steward archive, another version, or damaged (named file and reason)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -218,10 +218,10 @@ pub async fn import_archive(
             "send the archive as the body with Content-Type: application/zip".into(),
         ));
     }
-    let limit = state.settings.api.max_import_bytes;
+    let limit = state.settings.imports.max_bytes;
     let too_large = || {
         ApiError::PayloadTooLarge(format!(
-            "an archive may have at most {limit} bytes (api.max_import_bytes); ask the operator, or use steward import on the server"
+            "an archive may have at most {limit} bytes (imports.max_bytes); ask the operator, or use steward import on the server"
         ))
     };
     let temporary = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.into()))?;

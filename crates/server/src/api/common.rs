@@ -186,6 +186,25 @@ pub trait Resource: Record + Clone {
             Ok(record)
         }
     }
+
+    /// Stores many new records (an import), one result per record in order: in one
+    /// transaction, or record by record when that fails, so a bad one fails alone.
+    fn store_batch(
+        state: &AppState,
+        ctx: &TenantCtx,
+        records: Vec<Self>,
+    ) -> impl Future<Output = Vec<Result<Self, ApiError>>> + Send {
+        async move {
+            if records.is_empty() || state.store.insert(ctx, &records).await.is_ok() {
+                return records.into_iter().map(Ok).collect();
+            }
+            let mut results = Vec::with_capacity(records.len());
+            for record in records {
+                results.push(Self::store_new(state, ctx, record).await);
+            }
+            results
+        }
+    }
 }
 
 /// A field that points at another record.
@@ -303,9 +322,7 @@ pub async fn create<R: Resource + Serialize>(
     caller.require(R::WRITE)?;
     patch::refuse_read_only(&body, R::READ_ONLY)?;
     let input: R::Input = from_json(body)?;
-    let now = state.clock.now();
-    let record = R::build(input, steward_domain::id::new_v7(), None, now)?;
-    check_references(&state, &caller.ctx, &record).await?;
+    let record = prepare_new::<R>(&state, &caller.ctx, input).await?;
     let record = R::store_new(&state, &caller.ctx, record).await?;
     let location = format!("{}/{}", uri.path().trim_end_matches('/'), record.key());
     let mut response = (StatusCode::CREATED, Json(&record)).into_response();
@@ -313,6 +330,14 @@ pub async fn create<R: Resource + Serialize>(
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+/// A new record from client input, validated and with its references checked, not yet stored
+/// ([`Resource::store_new`] or [`Resource::store_batch`] do that): what `POST` and imports share.
+pub async fn prepare_new<R: Resource>(state: &AppState, ctx: &TenantCtx, input: R::Input) -> Result<R, ApiError> {
+    let record = R::build(input, steward_domain::id::new_v7(), None, state.clock.now())?;
+    check_references(state, ctx, &record).await?;
+    Ok(record)
 }
 
 pub async fn read<R: Resource + Serialize>(state: AppState, caller: Caller, id: &str) -> Result<Json<R>, ApiError> {

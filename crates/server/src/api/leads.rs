@@ -72,6 +72,19 @@ impl Resource for Lead {
         let (collector, ctx) = (state.collector.clone(), *ctx);
         async move { collector.capture(ctx, record).await.map_err(crate::collect::collect_error) }
     }
+
+    /// Through the collection pipeline too, queued at once so its writer commits them in groups.
+    fn store_batch(
+        state: &AppState,
+        ctx: &steward_store::TenantCtx,
+        records: Vec<Self>,
+    ) -> impl Future<Output = Vec<Result<Self, ApiError>>> + Send {
+        let (collector, ctx) = (state.collector.clone(), *ctx);
+        async move {
+            let results = collector.capture_many(ctx, records).await;
+            results.into_iter().map(|result| result.map_err(crate::collect::collect_error)).collect()
+        }
+    }
 }
 
 /// Lists leads in a stable order (oldest id first), a page at a time; `email`, `phone` and

@@ -7,6 +7,7 @@ pub mod export_jobs;
 pub mod exports;
 pub mod files;
 pub mod health;
+pub mod imports;
 pub mod leads;
 pub mod organizations;
 pub mod reports;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use utoipa::openapi::security::{ClientCredentials, Flow, OAuth2, Scopes as OAuthScopes, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -47,6 +49,7 @@ use crate::state::AppState;
         (name = "visitors", description = "Pseudonymous visitor profiles and their journeys (visits and ordered events)"),
         (name = "reports", description = "Analytical reports per day, week or month; never personal: small groups are suppressed"),
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
+        (name = "imports", description = "Leads and organizations from another tool's CSV, with a column mapping"),
         (name = "data-subjects", description = "Data-subject rights (GDPR Art. 15 to 21): find everything held on a person; record, carry out, extend or reject their requests"),
         (name = "retention", description = "How long each dataset is kept, legal holds that keep records past it, and sweeps that delete the rest"),
         (name = "switching", description = "Data Act (Regulation 2023/2854): the public data register, tenant archives, switching provider"),
@@ -100,6 +103,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reports::get_report))
         .routes(routes!(export_jobs::create_export_job))
         .routes(routes!(export_jobs::download_export))
+        // Multipart bodies are limited by `imports.max_bytes` (see `app::limit_body`), not by
+        // axum's default for extractors.
+        .merge(OpenApiRouter::new().routes(routes!(imports::import_csv)).layer(DefaultBodyLimit::disable()))
         .routes(routes!(subjects::find_data_subject))
         .routes(routes!(subjects::list_requests, subjects::create_request))
         .routes(routes!(subjects::get_request))

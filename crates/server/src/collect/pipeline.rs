@@ -170,6 +170,27 @@ impl Collector {
         answer.await.map_err(|_| CollectError::Stopped)?
     }
 
+    /// Stores many leads (an import), linked like [`Collector::capture`], with one result per
+    /// lead in order. All are queued before any answer is awaited, so the writer commits them
+    /// in few transactions; one that fails (an erased person) fails alone.
+    pub async fn capture_many(&self, ctx: TenantCtx, leads: Vec<Lead>) -> Vec<Result<Lead, CollectError>> {
+        let mut answers = Vec::with_capacity(leads.len());
+        for lead in leads {
+            let (reply, answer) = oneshot::channel();
+            let job = Job { work: Work::Lead(ctx, Box::new(lead)), reply: Reply::Lead(reply) };
+            let sent = self.sender().send(job).await.map_err(|_| CollectError::Stopped);
+            answers.push(sent.map(|()| answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Ok(answer) => answer.await.unwrap_or(Err(CollectError::Stopped)),
+                Err(error) => Err(error),
+            });
+        }
+        results
+    }
+
     /// Drops what the writer remembers of a visitor whose records changed elsewhere (erasure).
     pub async fn forget(&self, ctx: TenantCtx, visitor: VisitorId) {
         let job = Job { work: Work::Forget(ctx, visitor), reply: Reply::Nothing };

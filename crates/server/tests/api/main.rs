@@ -11,6 +11,7 @@ mod console_pages;
 mod export_jobs;
 mod exports;
 mod helpers;
+mod imports;
 mod isolation;
 mod leads;
 mod oauth;

@@ -29,6 +29,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/exports/{dataset}", &["get"]),
     ("/api/v1/exports/{id}", &["get"]),
     ("/api/v1/exports/{id}/file", &["get"]),
+    ("/api/v1/imports/{dataset}", &["post"]),
     ("/api/v1/data-subjects", &["get"]),
     ("/api/v1/data-subject-requests", &["get", "post"]),
     ("/api/v1/data-subject-requests/{id}", &["get"]),
