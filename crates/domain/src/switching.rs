@@ -366,7 +366,10 @@ impl SwitchingRequest {
         now: Timestamp,
     ) -> Result<(), SwitchingError> {
         if let Some(infeasibility) = &self.infeasibility {
-            return Err(SwitchingError::AlreadyInfeasible(infeasibility.declared_at, infeasibility.alternative_ends_at));
+            return Err(SwitchingError::AlreadyInfeasible(
+                infeasibility.declared_at,
+                infeasibility.alternative_ends_at,
+            ));
         }
         if !matches!(self.status, SwitchingStatus::Notice | SwitchingStatus::Transitional) {
             return Err(SwitchingError::Closed(self.status.as_str()));

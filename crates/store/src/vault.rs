@@ -185,6 +185,17 @@ impl Vault {
         Ok(Self { master, folder, cache: RwLock::new(HashMap::new()) })
     }
 
+    /// The key folder: other keys of the operator's (the attestation signing key) live beside the
+    /// tenants' keys, outside the database.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// True while the tenant's data key file exists.
+    pub fn has_key(&self, tenant: TenantId) -> bool {
+        self.key_path(tenant).exists()
+    }
+
     fn key_path(&self, tenant: TenantId) -> PathBuf {
         self.folder.join(format!("{tenant}.key"))
     }

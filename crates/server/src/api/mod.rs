@@ -11,6 +11,7 @@ pub mod organizations;
 pub mod reports;
 pub mod retention;
 pub mod subjects;
+pub mod switching;
 pub mod visitors;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use crate::state::AppState;
         (name = "exports", description = "Whole datasets as CSV, JSON, NDJSON or XLSX"),
         (name = "data-subjects", description = "Data-subject rights (GDPR Art. 15 to 21): find everything held on a person; record, carry out, extend or reject their requests"),
         (name = "retention", description = "How long each dataset is kept, legal holds that keep records past it, and sweeps that delete the rest"),
+        (name = "switching", description = "Data Act switching (Regulation (EU) 2023/2854, Chapter VI): move to another provider or on premises, or erase; the tenant archive; the signed erasure attestation. Free of charge"),
         (name = "audit", description = "The tenant's tamper-evident audit log: exports, refusals, changes"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and introspection (RFC 7662)"),
         (name = "collection", description = "Public collection from websites, authorised by a site key: the tracker script and its batches of events"),
@@ -109,6 +111,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(retention::sweep_now))
         .routes(routes!(retention::list_legal_holds, retention::create_legal_hold))
         .routes(routes!(retention::delete_legal_hold))
+        .routes(routes!(switching::list_switching_requests, switching::create_switching_request))
+        .routes(routes!(switching::get_switching_request))
+        .routes(routes!(switching::extend_switching_request))
+        .routes(routes!(switching::cancel_switching_request))
+        .routes(routes!(switching::download_switching_archive))
+        .routes(routes!(switching::get_switching_attestation))
         .routes(routes!(audit::list_audit_log))
         .routes(routes!(audit::verify_audit_log))
         .routes(routes!(crate::collect::tracker_script))

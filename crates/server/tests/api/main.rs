@@ -18,5 +18,6 @@ mod ratelimit;
 mod reports;
 mod retention;
 mod subjects;
+mod switching;
 mod tls;
 mod visitors;
