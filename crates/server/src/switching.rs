@@ -275,6 +275,11 @@ async fn erase(state: &AppState, ctx: &TenantCtx, request: &SwitchingRequest) ->
     let removed = state.files.remove_tenant(&tenant.to_string())?;
     let files_at = state.clock.now();
     let counts = state.store.erase_tenant(ctx).await?;
+    if counts.get("tenants").copied().unwrap_or(0) == 0 {
+        // Another pass (another node) erased the tenant first and writes the attestation; one
+        // written here would wrongly count nothing.
+        anyhow::bail!("tenant {tenant} was erased by another pass already");
+    }
     let rows_at = state.clock.now();
     state.store.vault().destroy(tenant)?;
     let key_at = state.clock.now();
