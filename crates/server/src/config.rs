@@ -492,6 +492,18 @@ mod tests {
     }
 
     #[test]
+    fn switching_periods_stay_within_the_data_act() {
+        let mut settings = Settings::default();
+        settings.switching.transitional_days = 31;
+        assert!(settings.check().unwrap_err().to_string().contains("1 to 30"));
+        settings.switching.transitional_days = 30;
+        settings.switching.retrieval_days = 29;
+        assert!(settings.check().unwrap_err().to_string().contains("at least 30"));
+        settings.switching.retrieval_days = 60;
+        assert!(settings.check().is_ok());
+    }
+
+    #[test]
     fn the_database_defaults_to_sqlite_in_the_data_dir() {
         let settings = Settings { data_dir: PathBuf::from("/var/lib/steward"), ..Settings::default() };
         assert_eq!(settings.database_url(), "sqlite:///var/lib/steward/steward.db");

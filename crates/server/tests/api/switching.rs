@@ -341,6 +341,8 @@ async fn a_request_in_its_notice_period_can_be_cancelled_and_another_made() {
     assert_eq!(at(&request["transitional_starts_at"]), start);
     assert!(advance(&app).await.is_empty(), "still in notice");
     let path = format!("/api/v1/switching-requests/{}", request["id"].as_str().unwrap());
+    let not_yet = problem(app.get(&format!("{path}/archive"), &token).await, 409).await;
+    assert!(not_yet["detail"].as_str().unwrap().contains(&start.to_string()), "{not_yet}");
     let cancelled = app.post(&format!("{path}/cancel"), &token, &json!({})).await;
     assert_eq!(cancelled.status(), 200);
     let cancelled: Value = cancelled.json().await.unwrap();
