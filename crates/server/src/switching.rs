@@ -9,9 +9,10 @@
 //! replaces the earlier file under the same key).
 //!
 //! Erasure removes the tenant's files first, then every row in one transaction, then destroys
-//! the tenant's key, and then writes the attestation: a failure before the rows go leaves the
-//! request in place for the next pass. The tenant's own audit log is erased with it, so the
-//! attestation (outside the tenant, nothing personal in it) is the record of the erasure.
+//! the tenant's key, and then writes the attestation, noting each step in a journal in the key
+//! folder: a pass that stops half-way is finished by the next one, even once the rows (and the
+//! request with them) are gone. The tenant's own audit log is erased with it, so the attestation
+//! (outside the tenant, nothing personal in it) is the record of the erasure.
 
 use std::fs;
 use std::io::Write;
@@ -78,8 +79,19 @@ pub struct AdvanceReport {
 /// One pass of the state machine over every tenant: each request is moved through every step
 /// due at `state.clock`'s now.
 pub async fn advance(state: &AppState) -> anyhow::Result<AdvanceReport> {
+    let mut report = AdvanceReport::default();
+    for erasure in unfinished_erasures(state)? {
+        let (tenant_id, request_id) = (erasure.tenant_id, erasure.request_id);
+        tracing::warn!(tenant.id = %tenant_id, "finishing an interrupted erasure");
+        match finish_erasure(state, erasure).await {
+            Ok(_) => {
+                report.steps.push(AdvanceStep { tenant_id, request_id, step: "erased".into(), at: state.clock.now() })
+            }
+            Err(error) => report.failures.push(AdvanceFailure { tenant_id, error: format!("{error:#}") }),
+        }
+    }
     let tenants = state.store.list_tenants().await?;
-    let mut report = AdvanceReport { tenants: tenants.len(), ..AdvanceReport::default() };
+    report.tenants = tenants.len();
     for tenant in tenants {
         let ctx = TenantCtx::new(tenant.id);
         if let Err(error) = advance_tenant(state, &ctx, &mut report).await {
@@ -233,12 +245,16 @@ struct ErasedStore {
     bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     keys: Option<u64>,
+    /// Set when the rows went in an interrupted pass that could not count them: every table
+    /// was found without a row of the tenant at `erased_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_empty: Option<bool>,
     erased_at: Timestamp,
 }
 
 impl ErasedStore {
     fn new(store: &'static str, erased_at: Timestamp) -> Self {
-        Self { store, table: None, rows: None, files: None, bytes: None, keys: None, erased_at }
+        Self { store, table: None, rows: None, files: None, bytes: None, keys: None, verified_empty: None, erased_at }
     }
 }
 
@@ -267,55 +283,141 @@ pub struct Attestation {
     pub signature: String,
 }
 
-async fn erase(state: &AppState, ctx: &TenantCtx, request: &SwitchingRequest) -> anyhow::Result<Attestation> {
-    let tenant = ctx.tenant_id();
-    let started_at = state.clock.now();
-    tracing::info!(tenant.id = %tenant, request.id = %request.id, "erasing the tenant after switching");
-    let signing = signing_key(state)?;
-    let removed = state.files.remove_tenant(&tenant.to_string())?;
-    let files_at = state.clock.now();
-    let counts = state.store.erase_tenant(ctx).await?;
-    if counts.get("tenants").copied().unwrap_or(0) == 0 {
-        // Another pass (another node) erased the tenant first and writes the attestation; one
-        // written here would wrongly count nothing.
-        anyhow::bail!("tenant {tenant} was erased by another pass already");
-    }
-    let rows_at = state.clock.now();
-    state.store.vault().destroy(tenant)?;
-    let key_at = state.clock.now();
+/// An erasure under way, journaled in the key folder (`erasing-<tenant>.json`, outside the
+/// tenant and the database) after each step: a pass that stops half-way (a crash, a failed
+/// write) is finished by the next pass, which finds the journal even though the tenant's rows,
+/// and with them its request, may already be gone.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct Erasure {
+    tenant_id: TenantId,
+    request_id: SwitchingId,
+    action: SwitchingAction,
+    started_at: Timestamp,
+    /// Files removed, and when.
+    files: Option<(u64, u64, Timestamp)>,
+    /// Rows removed per table, and when; an empty map when the rows went but their count was lost.
+    rows: Option<(std::collections::BTreeMap<String, u64>, Timestamp)>,
+    key_destroyed_at: Option<Timestamp>,
+}
 
-    let mut stores: Vec<ErasedStore> = counts
-        .into_iter()
-        .map(|(table, rows)| ErasedStore {
-            table: Some(table),
-            rows: Some(rows),
-            ..ErasedStore::new("database", rows_at)
-        })
-        .collect();
-    stores.push(ErasedStore {
-        files: Some(removed.files),
-        bytes: Some(removed.bytes),
-        ..ErasedStore::new("files", files_at)
-    });
-    stores.push(ErasedStore { keys: Some(1), ..ErasedStore::new("key_vault", key_at) });
-    let payload = AttestationPayload {
-        statement: "every record, file and the data key of this tenant were erased after Data Act switching \
-            (Regulation (EU) 2023/2854, Art. 25(2)(e))",
-        tenant_id: tenant,
+const JOURNAL_PREFIX: &str = "erasing-";
+
+fn journal_path(state: &AppState, tenant: TenantId) -> PathBuf {
+    state.store.vault().folder().join(format!("{JOURNAL_PREFIX}{tenant}.json"))
+}
+
+/// Writes the journal whole or not at all (a temporary file, synced, then renamed).
+fn save_journal(state: &AppState, erasure: &Erasure) -> anyhow::Result<()> {
+    let path = journal_path(state, erasure.tenant_id);
+    let partial = path.with_extension("partial");
+    let mut file = fs::File::create(&partial)?;
+    file.write_all(&serde_json::to_vec(erasure)?)?;
+    file.sync_all()?;
+    fs::rename(&partial, &path)?;
+    Ok(())
+}
+
+/// Erasures a pass left unfinished.
+fn unfinished_erasures(state: &AppState) -> anyhow::Result<Vec<Erasure>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(state.store.vault().folder())? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        if name.starts_with(JOURNAL_PREFIX) && name.ends_with(".json") {
+            let path = state.store.vault().folder().join(&name);
+            found.push(serde_json::from_slice(&fs::read(&path)?)?);
+        }
+    }
+    Ok(found)
+}
+
+async fn erase(state: &AppState, ctx: &TenantCtx, request: &SwitchingRequest) -> anyhow::Result<Attestation> {
+    tracing::info!(tenant.id = %ctx.tenant_id(), request.id = %request.id, "erasing the tenant after switching");
+    // An earlier attempt that failed half-way goes on from where it stopped.
+    if let Ok(journal) = fs::read(journal_path(state, ctx.tenant_id())) {
+        return finish_erasure(state, serde_json::from_slice(&journal)?).await;
+    }
+    let erasure = Erasure {
+        tenant_id: ctx.tenant_id(),
         request_id: request.id,
-        action: request.action.as_str(),
-        stores,
-        started_at,
-        finished_at: state.clock.now(),
+        action: request.action,
+        started_at: state.clock.now(),
+        files: None,
+        rows: None,
+        key_destroyed_at: None,
     };
-    let attestation = sign(&signing, &serde_json::to_string(&payload)?);
+    save_journal(state, &erasure)?;
+    finish_erasure(state, erasure).await
+}
+
+/// Runs the steps of `erasure` not yet done: files, rows, key, then the attestation.
+async fn finish_erasure(state: &AppState, mut erasure: Erasure) -> anyhow::Result<Attestation> {
+    let tenant = erasure.tenant_id;
+    let ctx = TenantCtx::new(tenant);
+    let signing = signing_key(state)?;
+    if erasure.files.is_none() {
+        let removed = state.files.remove_tenant(&tenant.to_string())?;
+        erasure.files = Some((removed.files, removed.bytes, state.clock.now()));
+        save_journal(state, &erasure)?;
+    }
+    if erasure.rows.is_none() {
+        let mut counts = state.store.erase_tenant(&ctx).await?;
+        if counts.get("tenants").copied().unwrap_or(0) == 0 {
+            if read_attestation(state, tenant)?.is_some() {
+                // Another pass (another node) erased the tenant and attested it.
+                let _ = fs::remove_file(journal_path(state, tenant));
+                anyhow::bail!("tenant {tenant} was erased and attested by another pass already");
+            }
+            // The rows went in a pass that stopped before it could note how many: say so rather
+            // than attest zero rows.
+            counts.clear();
+        }
+        erasure.rows = Some((counts, state.clock.now()));
+        save_journal(state, &erasure)?;
+    }
+    if erasure.key_destroyed_at.is_none() {
+        state.store.vault().destroy(tenant)?;
+        erasure.key_destroyed_at = Some(state.clock.now());
+        save_journal(state, &erasure)?;
+    }
+    let attestation = sign(&signing, &serde_json::to_string(&payload(&erasure, state.clock.now()))?);
     let key = attestation_key(tenant);
     let mut file = state.files.create(&key)?;
     file.write_all(&serde_json::to_vec_pretty(&attestation)?)?;
     file.sync_all()?;
     state.files.commit(&key)?;
+    fs::remove_file(journal_path(state, tenant))?;
     tracing::info!(tenant.id = %tenant, "tenant erased; attestation written");
     Ok(attestation)
+}
+
+fn payload(erasure: &Erasure, finished_at: Timestamp) -> AttestationPayload {
+    let mut stores = Vec::new();
+    if let Some((counts, at)) = &erasure.rows {
+        if counts.is_empty() {
+            stores.push(ErasedStore { verified_empty: Some(true), ..ErasedStore::new("database", *at) });
+        }
+        stores.extend(counts.iter().map(|(table, rows)| ErasedStore {
+            table: Some(table.clone()),
+            rows: Some(*rows),
+            ..ErasedStore::new("database", *at)
+        }));
+    }
+    if let Some((files, bytes, at)) = erasure.files {
+        stores.push(ErasedStore { files: Some(files), bytes: Some(bytes), ..ErasedStore::new("files", at) });
+    }
+    if let Some(at) = erasure.key_destroyed_at {
+        stores.push(ErasedStore { keys: Some(1), ..ErasedStore::new("key_vault", at) });
+    }
+    AttestationPayload {
+        statement: "every record, file and the data key of this tenant were erased after Data Act switching \
+            (Regulation (EU) 2023/2854, Art. 25(2)(e))",
+        tenant_id: erasure.tenant_id,
+        request_id: erasure.request_id,
+        action: erasure.action.as_str(),
+        stores,
+        started_at: erasure.started_at,
+        finished_at,
+    }
 }
 
 fn sign(key: &SigningKey, payload: &str) -> Attestation {

@@ -372,3 +372,54 @@ fn base64_len(text: &str) -> usize {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(text).unwrap().len()
 }
+
+#[tokio::test]
+async fn an_erasure_interrupted_after_the_rows_went_is_finished_by_the_next_pass() {
+    let app = spawn_app().await;
+    let (counted, counted_token) = app.tenant_token("Counted Oy").await;
+    let (lost, lost_token) = app.tenant_token("Lost Oy").await;
+    seed(&app, &counted, 5).await;
+    seed(&app, &lost, 3).await;
+    let now = app.state.clock.now();
+    // Each pass stopped right after the database transaction: one after noting the counts in
+    // its journal, one before.
+    for (ctx, token, rows) in
+        [(&counted, &counted_token, Some(json!([{"leads": 5, "tenants": 1}, now]))), (&lost, &lost_token, None)]
+    {
+        let request: Value =
+            app.post("/api/v1/switching-requests", token, &json!({"action": "erase"})).await.json().await.unwrap();
+        let journal = json!({
+            "tenant_id": ctx.tenant_id(), "request_id": request["id"], "action": "erase", "started_at": now,
+            "files": [0, 0, now], "rows": rows, "key_destroyed_at": null,
+        });
+        let path = app.store.vault().folder().join(format!("erasing-{}.json", ctx.tenant_id()));
+        std::fs::write(&path, journal.to_string()).unwrap();
+        app.store.erase_tenant(ctx).await.unwrap();
+    }
+
+    let mut steps = advance(&app).await;
+    steps.sort();
+    assert_eq!(steps, ["erased", "erased"]);
+    for ctx in [&counted, &lost] {
+        assert!(!app.store.vault().has_key(ctx.tenant_id()), "the key is destroyed on the next pass");
+        let journal = app.store.vault().folder().join(format!("erasing-{}.json", ctx.tenant_id()));
+        assert!(!journal.exists(), "the journal goes once the attestation is written");
+    }
+    let payload = |ctx: &TenantCtx| {
+        let bytes = steward_server::switching::read_attestation(&app.state, ctx.tenant_id()).unwrap().unwrap();
+        let attestation: Value = serde_json::from_slice(&bytes).unwrap();
+        let payload: Value = serde_json::from_str(attestation["payload"].as_str().unwrap()).unwrap();
+        payload["stores"].as_array().unwrap().clone()
+    };
+    let stores = payload(&counted);
+    assert!(
+        stores.iter().any(|s| s["table"] == "leads" && s["rows"] == 5),
+        "the noted counts are attested: {stores:?}"
+    );
+    let stores = payload(&lost);
+    let database: Vec<&Value> = stores.iter().filter(|s| s["store"] == "database").collect();
+    assert_eq!(database.len(), 1, "{stores:?}");
+    assert_eq!(database[0]["verified_empty"], true, "lost counts are not attested as zero: {stores:?}");
+    assert!(stores.iter().any(|s| s["store"] == "key_vault"));
+    assert!(advance(&app).await.is_empty(), "nothing is left to finish");
+}
