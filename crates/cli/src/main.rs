@@ -13,7 +13,7 @@ use serde_json::json;
 use steward_domain::tenant::CollectionSettings;
 use steward_domain::{Scopes, Timestamp};
 use steward_server::config::{DEFAULT_TOML, LogFormat};
-use steward_server::{AppState, Settings, admin, console, open_store, retention};
+use steward_server::{AppState, Settings, admin, console, open_store, retention, switching};
 use steward_store::{Store, StoreExt};
 
 #[derive(Debug, Parser)]
@@ -77,6 +77,9 @@ enum Command {
     User(UserCommand),
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Data Act switching (Regulation (EU) 2023/2854, Chapter VI): the operator's side.
+    #[command(subcommand)]
+    Switching(SwitchingCommand),
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Write a consistent copy of the embedded SQLite database to a new file while Steward runs.
@@ -278,6 +281,40 @@ enum RetentionCommand {
         tenant: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SwitchingCommand {
+    /// Declare a tenant's transitional period technically infeasible (Art. 25(4)): only within
+    /// 14 working days of its request, once, with the reason told to the customer and the end of
+    /// an alternative period of at most seven months. Exits with 1 when refused.
+    Infeasible {
+        #[arg(long)]
+        tenant: String,
+        /// The switching request's id.
+        #[arg(long)]
+        request: String,
+        /// End of the alternative transitional period: a date (through its end, UTC) or RFC 3339.
+        #[arg(long)]
+        until: String,
+        /// Why 30 days cannot be done; the customer is told.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one pass of the switching state machine for every tenant, as `serve` does every few
+    /// minutes: archives, their removal, erasure, each when due. Exits with 1 if a tenant failed.
+    Advance {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the signed erasure attestation of an erased tenant (JSON).
+    Attestation {
+        /// The erased tenant's id.
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -591,6 +628,68 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some("zip") => import_archive(&cli.global, &file, &tenant, json).await,
                 _ => import_csv(&cli.global, &file, &tenant, dataset.as_deref(), mapping.as_deref(), json).await,
             }
+        }
+        Command::Switching(SwitchingCommand::Infeasible { tenant, request, until, reason, json }) => {
+            let settings = settings(&cli.global, None)?;
+            let store = store(&settings).await?;
+            let ctx = admin::tenant_ctx(store.as_ref(), &tenant).await?;
+            let state = AppState::new(store, settings);
+            let refuse = |code: &str, message: String| {
+                if json {
+                    println!("{}", json!({"error": {"code": code, "message": message}}));
+                }
+                anyhow::anyhow!(message)
+            };
+            let until = steward_domain::switching::parse_until(&until).map_err(|e| refuse("bad_until", e))?;
+            let declared = switching::declare_infeasible(&state, &ctx, &request, until, reason)
+                .await
+                .map_err(|error| refuse(error.code(), error.to_string()))?;
+            let human = format!(
+                "switching request {} of tenant {tenant}: the transitional period now ends at {}; retrieval ends at {}",
+                declared.id,
+                declared.transitional_ends_at,
+                declared.retrieval_ends_at.map_or_else(|| "-".to_string(), |at| at.to_string())
+            );
+            let value = json!({
+                "id": declared.id, "status": declared.status.as_str(),
+                "transitional_ends_at": declared.transitional_ends_at,
+                "retrieval_ends_at": declared.retrieval_ends_at, "erasure_due_at": declared.erasure_due_at,
+                "infeasibility": declared.infeasibility,
+            });
+            emit(json, value, human);
+            Ok(())
+        }
+        Command::Switching(SwitchingCommand::Advance { json }) => {
+            let settings = settings(&cli.global, None)?;
+            let store = store(&settings).await?;
+            let state = AppState::new(store, settings);
+            let report = switching::advance(&state).await?;
+            let mut lines: Vec<String> = report
+                .steps
+                .iter()
+                .map(|step| format!("{}  request {}  {}", step.tenant_id, step.request_id, step.step))
+                .collect();
+            lines.extend(
+                report.failures.iter().map(|failure| format!("{}  FAILED: {}", failure.tenant_id, failure.error)),
+            );
+            lines.push(format!("{} step(s) over {} tenant(s)", report.steps.len(), report.tenants));
+            emit(json, serde_json::to_value(&report)?, lines.join("\n"));
+            if !report.failures.is_empty() {
+                anyhow::bail!("switching failed for {} tenant(s); the next pass tries again", report.failures.len());
+            }
+            Ok(())
+        }
+        Command::Switching(SwitchingCommand::Attestation { tenant }) => {
+            let settings = settings(&cli.global, None)?;
+            let store = store(&settings).await?;
+            let state = AppState::new(store, settings);
+            let id = steward_domain::TenantId::parse(&tenant)
+                .map_err(|e| anyhow::anyhow!("--tenant {tenant:?} {e}: give the erased tenant's id"))?;
+            let bytes = switching::read_attestation(&state, id)?
+                .ok_or_else(|| anyhow::anyhow!("no erasure attestation exists for tenant {tenant}"))?;
+            let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+            println!("{value}");
+            Ok(())
         }
         Command::Audit(AuditCommand::Verify { tenant, json }) => {
             let store = store(&settings(&cli.global, None)?).await?;

@@ -841,3 +841,96 @@ async fn import_loads_a_tenant_archive_into_an_empty_tenant_and_refuses_a_second
     assert!(again.stdout.is_empty());
     assert!(String::from_utf8_lossy(&again.stderr).contains("new, empty tenant"));
 }
+
+/// Noon (UTC) of the day before the `n`th working day (Monday to Friday) counted back from today,
+/// today included: a request made then is on its working day `n` today.
+fn working_days_ago(n: u32) -> steward_domain::Timestamp {
+    let is_working = |date: time::Date| !matches!(date.weekday(), time::Weekday::Saturday | time::Weekday::Sunday);
+    let mut date = time::OffsetDateTime::now_utc().date();
+    let mut counted = 0;
+    loop {
+        if is_working(date) {
+            counted += 1;
+        }
+        date = date.previous_day().unwrap();
+        if counted == n {
+            break;
+        }
+    }
+    steward_domain::Timestamp::from_datetime(date.with_time(time::macros::time!(12:00)).assume_utc())
+}
+
+#[tokio::test]
+async fn infeasibility_is_accepted_on_working_day_14_and_refused_on_day_15_and_past_seven_months() {
+    use steward_domain::switching::{SwitchingAction, SwitchingPeriods, SwitchingRequest};
+    use steward_store::StoreExt;
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let settings = steward_server::Settings {
+        data_dir: env.dir.path().to_path_buf(),
+        database_url: env.database.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let store = steward_server::open_store(&settings).await.unwrap();
+    let ctx = steward_server::admin::tenant_ctx(store.as_ref(), tenant_id).await.unwrap();
+    let request = |received| {
+        SwitchingRequest::new(SwitchingAction::OnPremises, None, received, None, SwitchingPeriods::default(), received)
+    };
+    // On a Saturday or Sunday the 14th working day of a request is already behind, the 13th not.
+    let today = time::OffsetDateTime::now_utc().date();
+    let weekend = matches!(today.weekday(), time::Weekday::Saturday | time::Weekday::Sunday);
+    let late = request(working_days_ago(15));
+    let on_time = request(working_days_ago(if weekend { 13 } else { 14 }));
+    let early = request(working_days_ago(2));
+    store.insert(&ctx, &[late.clone(), on_time.clone(), early.clone()]).await.unwrap();
+    let until =
+        |r: &SwitchingRequest, days: i64| r.received_at.checked_add(time::Duration::days(days)).unwrap().to_string();
+    let declare = |r: &SwitchingRequest, until: String, json: bool| {
+        let mut args = vec!["switching".to_string(), "infeasible".into(), "--tenant".into(), tenant_id.to_string()];
+        args.extend(["--request".into(), r.id.to_string(), "--until".into(), until]);
+        args.extend(["--reason".into(), "the graph store is moved by hand".into()]);
+        if json {
+            args.push("--json".into());
+        }
+        env.command().args(&args).output().unwrap()
+    };
+
+    let refused = declare(&late, until(&late, 90), true);
+    assert_eq!(refused.status.code(), Some(1), "working day 15 is too late");
+    let error: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(error["error"]["code"], "too_late", "{error}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.starts_with("error: ") && stderr.contains("14 working days"), "{stderr}");
+    let human = declare(&late, until(&late, 90), false);
+    assert_eq!(human.status.code(), Some(1));
+    assert!(human.stdout.is_empty(), "without --json a refusal prints nothing on stdout");
+
+    let accepted = declare(&on_time, until(&on_time, 90), true);
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
+    let accepted: Value = serde_json::from_slice(&accepted.stdout).unwrap();
+    assert_eq!(accepted["transitional_ends_at"], until(&on_time, 90).as_str());
+    assert_eq!(accepted["infeasibility"]["reason"], "the graph store is moved by hand");
+
+    let too_long = declare(&early, until(&early, 250), true);
+    assert_eq!(too_long.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&too_long.stdout).unwrap();
+    assert_eq!(error["error"]["code"], "alternative_too_long", "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("7 months"), "{error}");
+
+    let stored: SwitchingRequest = store.get(&ctx, late.id.into_uuid()).await.unwrap().unwrap();
+    assert_eq!(stored.infeasibility, None, "a refused declaration changes nothing");
+    let stored: SwitchingRequest = store.get(&ctx, on_time.id.into_uuid()).await.unwrap().unwrap();
+    assert_eq!(stored.timeline.last().unwrap().action, "infeasible");
+    let query =
+        steward_store::AuditQuery { action: Some("switching.infeasible".into()), limit: 100, ..Default::default() };
+    let entries = store.audit_entries(&ctx, &query).await.unwrap();
+    assert_eq!(entries.len(), 1, "only the accepted declaration is audited");
+
+    // One pass starts the transitional period of all three (their starts are past).
+    let report = env.json(&["switching", "advance", "--json"]);
+    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["transitional_started"; 3], "{report}");
+    let none = env.run(&["switching", "attestation", "--tenant", tenant_id]);
+    assert!(!none.status.success() && none.stdout.is_empty(), "no attestation before erasure");
+}

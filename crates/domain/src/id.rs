@@ -165,6 +165,10 @@ define_id!(
     /// One identifier of an erased person in the erasure ledger.
     LedgerId
 );
+define_id!(
+    /// A Data Act switching request (Regulation (EU) 2023/2854, Chapter VI).
+    SwitchingId
+);
 
 #[cfg(test)]
 mod tests {

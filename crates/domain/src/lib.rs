@@ -17,6 +17,7 @@ pub mod phone;
 pub mod report;
 pub mod scope;
 pub mod subject;
+pub mod switching;
 pub mod tenant;
 pub mod text;
 pub mod time;

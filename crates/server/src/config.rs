@@ -83,6 +83,20 @@ sweep_interval_minutes = 60
 # statement holds locks, journal or memory for more than one batch.
 batch_size = 10000
 
+[switching]
+# Data Act switching (Regulation (EU) 2023/2854, Chapter VI; POST /api/v1/switching-requests).
+# Days the service runs unchanged after the customer's chosen start (the transitional period):
+# 1 to 30, the Act's maximum. Environment: STEWARD_SWITCHING__TRANSITIONAL_DAYS.
+transitional_days = 30
+# Days the archive stays downloadable after the transitional period (the retrieval period): at
+# least 30, the Act's minimum. The tenant is erased the day after. Environment:
+# STEWARD_SWITCHING__RETRIEVAL_DAYS.
+retrieval_days = 30
+# Minutes between passes of the switching state machine in this process (archives, removal,
+# erasure, each when it falls due); the first runs one interval after start. 0 turns it off here
+# (`steward switching advance` still runs one pass).
+advance_interval_minutes = 5
+
 [tls]
 # A PEM certificate chain and its private key: with both set Steward serves HTTPS itself (rustls)
 # and sends Strict-Transport-Security. Empty: plain HTTP, e.g. behind a proxy that ends TLS and
@@ -139,6 +153,32 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub collect: CollectSettings,
     pub retention: RetentionSweepSettings,
+    pub switching: SwitchingSettings,
+}
+
+/// The periods of Data Act switching and how often its state machine runs (see
+/// [`crate::switching`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchingSettings {
+    /// 1 to [`steward_domain::switching::MAX_TRANSITIONAL_DAYS`].
+    pub transitional_days: u32,
+    /// At least [`steward_domain::switching::MIN_RETRIEVAL_DAYS`].
+    pub retrieval_days: u32,
+    /// 0: no background passes in this process.
+    pub advance_interval_minutes: u32,
+}
+
+impl Default for SwitchingSettings {
+    fn default() -> Self {
+        Self { transitional_days: 30, retrieval_days: 30, advance_interval_minutes: 5 }
+    }
+}
+
+impl SwitchingSettings {
+    pub fn periods(&self) -> steward_domain::switching::SwitchingPeriods {
+        steward_domain::switching::SwitchingPeriods::new(self.transitional_days, self.retrieval_days)
+    }
 }
 
 /// When and how the retention sweeper runs (see [`crate::retention`]).
@@ -275,6 +315,7 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             collect: CollectSettings::default(),
             retention: RetentionSweepSettings::default(),
+            switching: SwitchingSettings::default(),
         }
     }
 }
@@ -337,6 +378,18 @@ impl Settings {
         let max_batch = steward_store::doc::MAX_DELETE;
         if !(1..=max_batch).contains(&self.retention.batch_size) {
             return Err(SettingsError(format!("retention: batch_size must be from 1 to {max_batch}")));
+        }
+        let max_transitional = steward_domain::switching::MAX_TRANSITIONAL_DAYS;
+        if !(1..=max_transitional).contains(&self.switching.transitional_days) {
+            return Err(SettingsError(format!(
+                "switching: transitional_days must be from 1 to {max_transitional} (the Data Act's maximum)"
+            )));
+        }
+        let min_retrieval = steward_domain::switching::MIN_RETRIEVAL_DAYS;
+        if self.switching.retrieval_days < min_retrieval {
+            return Err(SettingsError(format!(
+                "switching: retrieval_days must be at least {min_retrieval} (the Data Act's minimum)"
+            )));
         }
         Ok(())
     }
@@ -462,6 +515,18 @@ mod tests {
             assert!(!unknown.iter().any(|name| name.starts_with("STEWARD_COLLECT__")), "{unknown:?}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn switching_periods_stay_within_the_data_act() {
+        let mut settings = Settings::default();
+        settings.switching.transitional_days = 31;
+        assert!(settings.check().unwrap_err().to_string().contains("1 to 30"));
+        settings.switching.transitional_days = 30;
+        settings.switching.retrieval_days = 29;
+        assert!(settings.check().unwrap_err().to_string().contains("at least 30"));
+        settings.switching.retrieval_days = 60;
+        assert!(settings.check().is_ok());
     }
 
     #[test]

@@ -14,6 +14,16 @@ pub trait FileStore: Send + Sync + std::fmt::Debug {
     /// The finished file and its length, if there is one.
     fn open(&self, key: &str) -> io::Result<Option<(fs::File, u64)>>;
     fn remove(&self, key: &str) -> io::Result<()>;
+    /// Removes every file of a tenant: whatever lies under `<area>/<tenant>/` for every area
+    /// (`exports`, `subject-requests`, `archives`, and any added later), finished or not.
+    fn remove_tenant(&self, tenant: &str) -> io::Result<RemovedFiles>;
+}
+
+/// What [`FileStore::remove_tenant`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemovedFiles {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// Files in a local folder (`exports.files_dir`, by default `<data_dir>/files`).
@@ -88,6 +98,47 @@ impl FileStore for LocalFiles {
         }
         Ok(())
     }
+
+    fn remove_tenant(&self, tenant: &str) -> io::Result<RemovedFiles> {
+        // One path segment of ours (a tenant id): nothing that could reach another folder.
+        if tenant.contains('/') {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad tenant folder {tenant:?}")));
+        }
+        self.path(tenant)?;
+        let mut removed = RemovedFiles::default();
+        let areas = match fs::read_dir(&self.root) {
+            Ok(areas) => areas,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(removed),
+            Err(error) => return Err(error),
+        };
+        for area in areas {
+            let area = area?;
+            if !area.file_type()?.is_dir() {
+                continue;
+            }
+            let folder = area.path().join(tenant);
+            if folder.is_dir() {
+                remove_tree(&folder, &mut removed)?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Removes a folder and everything in it, counting the files and their bytes.
+fn remove_tree(path: &std::path::Path, removed: &mut RemovedFiles) -> io::Result<()> {
+    for entry in fs::read_dir(path)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            remove_tree(&entry.path(), removed)?;
+        } else {
+            removed.bytes += entry.metadata()?.len();
+            removed.files += 1;
+            fs::remove_file(entry.path())?;
+        }
+    }
+    fs::remove_dir(path)
 }
 
 #[cfg(test)]
@@ -114,5 +165,23 @@ mod tests {
         }
         files.remove("exports/t/1.csv").unwrap();
         assert!(files.open("exports/t/1.csv").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_tenants_files_go_from_every_area_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LocalFiles::new(dir.path());
+        for key in ["exports/t1/a.csv", "archives/t1/r.zip", "subject-requests/t1/x/y.zip", "exports/t2/b.csv"] {
+            files.create(key).unwrap().write_all(b"1234").unwrap();
+            files.commit(key).unwrap();
+        }
+        files.create("exports/t1/half.csv").unwrap().write_all(b"12").unwrap();
+        let removed = files.remove_tenant("t1").unwrap();
+        assert_eq!(removed, RemovedFiles { files: 4, bytes: 14 }, "unfinished files go too");
+        assert!(!dir.path().join("exports/t1").exists());
+        assert!(!dir.path().join("archives/t1").exists());
+        assert!(files.open("exports/t2/b.csv").unwrap().is_some());
+        assert!(files.remove_tenant("../t2").is_err(), "a tenant is one path segment");
+        assert_eq!(files.remove_tenant("t1").unwrap(), RemovedFiles::default());
     }
 }

@@ -18,6 +18,7 @@ pub mod register;
 pub mod retention;
 pub mod state;
 pub mod subjects;
+pub mod switching;
 pub mod tenant_archive;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let worker = state.settings.exports.worker.then(|| jobs::spawn_worker(state.clone()));
     let sweeper = retention::spawn_sweeper(state.clone());
+    let advancer = switching::spawn_advancer(state.clone());
     let served = if state.settings.tls.enabled() {
         serve_tls(listener, state, shutdown).await
     } else {
@@ -49,6 +51,10 @@ pub async fn serve(
     if let Some(sweeper) = sweeper {
         // Each batch commits on its own: an interrupted sweep is finished by the next one.
         sweeper.abort();
+    }
+    if let Some(advancer) = advancer {
+        // Each step is saved before the next: an interrupted pass is finished by the next one.
+        advancer.abort();
     }
     served
 }

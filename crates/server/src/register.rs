@@ -221,7 +221,7 @@ pub fn register(state: &AppState) -> Register {
         formats,
         standards: standards(),
         limits,
-        switching: switching(),
+        switching: switching(state),
         tenant_archive: serde_json::json!({
             "request": "POST /api/v1/archives (a background job); GET /api/v1/archives/{id}; GET /api/v1/archives/{id}/file (Range, ETag)",
             "format": crate::tenant_archive::FORMAT_NAME,
@@ -271,7 +271,11 @@ fn standards() -> Vec<Standard> {
     ]
 }
 
-fn switching() -> serde_json::Value {
+fn switching(state: &AppState) -> serde_json::Value {
+    let public_key = crate::switching::attestation_public_key(state)
+        .inspect_err(|error| tracing::error!(error = format!("{error:#}"), "the attestation key cannot be read"))
+        .ok();
+    let settings = &state.settings.switching;
     serde_json::json!({
         "legal_basis": "Regulation (EU) 2023/2854 (Data Act), Chapter VI, Articles 23 to 26",
         "request": "POST /api/v1/switching-requests (scope admin), or the console",
@@ -281,10 +285,11 @@ fn switching() -> serde_json::Value {
             "erase": "erase all exportable data and digital assets",
         },
         "notice_period_max_months": 2,
-        "transitional_period_days": 30,
+        "transitional_period_days": settings.transitional_days,
         "transitional_period": "the service continues unchanged; the customer may extend it once, without giving reasons",
         "infeasibility": "the provider may declare the transitional period technically infeasible only within 14 working days of the request, with reasons and an alternative period of at most 7 months",
-        "retrieval_period_min_days": 30,
+        "retrieval_period_days": settings.retrieval_days,
+        "retrieval_period_min_days": steward_domain::switching::MIN_RETRIEVAL_DAYS,
         "after_retrieval": "all data of the tenant is erased from every store, its encryption key destroyed, and a signed erasure attestation (Ed25519) is issued",
         "technical_limits": [
             "console users are listed by address and role; passwords and authenticator secrets never travel, so they are invited again at the destination",
@@ -292,6 +297,12 @@ fn switching() -> serde_json::Value {
             "the erasure ledger holds keyed hashes under this provider's tenant key and cannot be used elsewhere; erased people are already absent from the archive",
             "the audit log is exported for the record; a destination starts its own chain",
         ],
+        "attestation": {
+            "algorithm": "Ed25519 (RFC 8032)",
+            "public_key_base64": public_key,
+            "where": "GET /switching-attestations/{tenant_id}, without sign-in, once the tenant is erased",
+            "verify": "the signature (base64) is over the UTF-8 bytes of the payload string, with this public key (32 bytes, base64)",
+        },
         "charges": "none",
     })
 }

@@ -263,6 +263,43 @@ impl Store for PgStore {
         rows.iter().map(read_tenant).collect()
     }
 
+    async fn erase_tenant(&self, ctx: &TenantCtx) -> StoreResult<std::collections::BTreeMap<String, u64>> {
+        let tenant = *ctx.tenant_id().as_uuid();
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT c.table_name::text FROM information_schema.columns c \
+             JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+             WHERE c.column_name = 'tenant_id' AND c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' \
+             ORDER BY 1",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?;
+        let mut counts = std::collections::BTreeMap::new();
+        for table in &tables {
+            // Names come from the schema itself, quoted as identifiers.
+            let sql = format!("SELECT COUNT(*) FROM \"{}\" WHERE tenant_id = $1", table.replace('"', "\"\""));
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+            counts.insert(table.clone(), u64::try_from(count).unwrap_or(0));
+        }
+        for table in &tables {
+            let sql = format!("DELETE FROM \"{}\" WHERE tenant_id = $1", table.replace('"', "\"\""));
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).execute(&mut *tx).await.map_err(StoreError::backend)?;
+        }
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        counts.insert("tenants".to_string(), deleted.rows_affected());
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(counts)
+    }
+
     async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sites (tenant_id, id, domain, site_key, created_at, cookieless, honour_gpc) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -288,6 +288,45 @@ impl Store for SqliteStore {
         rows.iter().map(read_tenant).collect()
     }
 
+    async fn erase_tenant(&self, ctx: &TenantCtx) -> StoreResult<std::collections::BTreeMap<String, u64>> {
+        let tenant = id_bytes(ctx.tenant_id().as_uuid()).to_vec();
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' \
+             AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name = 'tenant_id') ORDER BY m.name",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?;
+        let mut counts = std::collections::BTreeMap::new();
+        for table in &tables {
+            // Names come from the schema itself, quoted as identifiers.
+            let sql = format!("SELECT COUNT(*) FROM \"{}\" WHERE tenant_id = ?", table.replace('"', "\"\""));
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.as_slice())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+            counts.insert(table.clone(), u64::try_from(count).unwrap_or(0));
+        }
+        for table in &tables {
+            let sql = format!("DELETE FROM \"{}\" WHERE tenant_id = ?", table.replace('"', "\"\""));
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+        }
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = ?")
+            .bind(tenant.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::backend)?;
+        counts.insert("tenants".to_string(), deleted.rows_affected());
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(counts)
+    }
+
     async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sites (tenant_id, id, domain, site_key, created_at, cookieless, honour_gpc) VALUES (?, ?, ?, ?, ?, ?, ?)",

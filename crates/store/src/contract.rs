@@ -47,6 +47,7 @@ macro_rules! contract_suite {
             deletes_take_bounded_batches_of_what_matches_and_spare_the_rest,
             tenant_settings_are_saved,
             requests_holds_and_the_ledger_are_found_by_their_keys,
+            erasing_a_tenant_removes_its_rows_from_every_table_and_spares_the_others,
         );
     };
     (@tests $factory:expr; $($name:ident,)*) => {
@@ -296,7 +297,7 @@ pub async fn every_kind_of_record_round_trips(store: &dyn Store) {
             DocKind::Session => data.sessions.len(),
             DocKind::Event => data.events.len(),
             DocKind::Lead => data.leads.len(),
-            DocKind::SubjectRequest | DocKind::LegalHold | DocKind::ErasureEntry => 0,
+            DocKind::SubjectRequest | DocKind::LegalHold | DocKind::ErasureEntry | DocKind::SwitchingRequest => 0,
         };
         assert_eq!(store.count_docs(&ctx, kind).await.unwrap(), expected as u64, "{kind:?}");
     }
@@ -832,4 +833,120 @@ pub async fn requests_holds_and_the_ledger_are_found_by_their_keys(store: &dyn S
         ListQuery { equals: vec![("record_id", Value::Uuid(hold.record_id.unwrap()))], ..ListQuery::default() };
     let holds: Vec<LegalHold> = store.list(&ctx, &by_record).await.unwrap();
     assert_eq!(holds, vec![hold]);
+}
+
+/// Puts one row of `ctx` in every table there is: records, a site, a client with a token, a job,
+/// an audit entry, a user with a recovery code and a console session, a switching request.
+async fn fill_every_table(store: &dyn Store, ctx: &TenantCtx, seed: u8) {
+    use steward_domain::switching::{SwitchingAction, SwitchingPeriods, SwitchingRequest};
+    let now = Timestamp::now();
+    store.insert(ctx, &[lead(u32::from(seed))]).await.unwrap();
+    store.insert(ctx, &[organization("Oy")]).await.unwrap();
+    let site = Site {
+        id: SiteId::new(),
+        tenant_id: ctx.tenant_id(),
+        domain: steward_domain::tenant::Domain::parse("www.example.fi").unwrap(),
+        site_key: SiteKey::from_random([seed; 16]),
+        created_at: now,
+        collection: steward_domain::tenant::CollectionSettings::default(),
+    };
+    store.add_site(ctx, &site).await.unwrap();
+    let client = ApiClient {
+        id: ClientId::new(),
+        tenant_id: ctx.tenant_id(),
+        name: "CRM".into(),
+        secret_hash: SecretHash([seed; 32]),
+        scopes: Scopes::parse("admin").unwrap(),
+        created_at: now,
+    };
+    store.create_client(ctx, &client).await.unwrap();
+    let token = AccessToken {
+        token_hash: SecretHash([seed; 32]),
+        client_id: client.id,
+        tenant_id: ctx.tenant_id(),
+        scopes: client.scopes.clone(),
+        issued_at: now,
+        expires_at: now.checked_add(time::Duration::hours(1)).unwrap(),
+    };
+    store.store_token(&token).await.unwrap();
+    let job = JobRecord {
+        tenant_id: ctx.tenant_id(),
+        id: Uuid::now_v7(),
+        kind: "export".into(),
+        status: JobStatus::Queued,
+        created_at: now,
+        attempts: 0,
+        data: json!({}),
+    };
+    store.create_job(ctx, &job).await.unwrap();
+    let draft = crate::AuditDraft {
+        at: now,
+        actor: crate::Actor { kind: crate::ActorKind::Operator, id: None },
+        action: "test.filled".into(),
+        target: crate::Target { kind: "tenant".into(), count: 1, ids: Vec::new() },
+        detail: json!({}),
+        ip_network: None,
+    };
+    store.audit(ctx, &draft).await.unwrap();
+    let record = user(store, ctx, "aino@example.fi").await;
+    let users = store.users();
+    users.start_totp_enrolment(ctx, record.id, b"sealed").await.unwrap();
+    users.finish_totp_enrolment(ctx, record.id, now, 1, &[vec![seed; 32]]).await.unwrap();
+    let session = crate::ConsoleSession {
+        token_hash: SecretHash([seed; 32]),
+        tenant_id: ctx.tenant_id(),
+        user_id: record.id,
+        mfa_passed: true,
+        created_at: now,
+        expires_at: now.checked_add(time::Duration::hours(1)).unwrap(),
+    };
+    users.create_console_session(&session).await.unwrap();
+    let request = SwitchingRequest::new(SwitchingAction::Erase, None, now, None, SwitchingPeriods::default(), now);
+    store.insert(ctx, &[request]).await.unwrap();
+}
+
+pub async fn erasing_a_tenant_removes_its_rows_from_every_table_and_spares_the_others(store: &dyn Store) {
+    let leaving = tenant(store, "Leaving").await;
+    let staying = tenant(store, "Staying").await;
+    fill_every_table(store, &leaving, 1).await;
+    fill_every_table(store, &staying, 2).await;
+
+    let counts = store.erase_tenant(&leaving).await.unwrap();
+    for table in [
+        "leads",
+        "organizations",
+        "sites",
+        "api_clients",
+        "access_tokens",
+        "jobs",
+        "audit_log",
+        "users",
+        "user_recovery_codes",
+        "console_sessions",
+        "switching_requests",
+        "tenants",
+    ] {
+        assert_eq!(counts.get(table), Some(&1), "{table}: {counts:?}");
+    }
+    for table in ["visitor_profiles", "sessions", "events", "subject_requests", "legal_holds", "erasure_ledger"] {
+        assert_eq!(counts.get(table), Some(&0), "{table} is walked too: {counts:?}");
+    }
+    assert_eq!(store.get_tenant(leaving.tenant_id()).await.unwrap(), None);
+    for kind in DocKind::ALL {
+        assert_eq!(store.count_docs(&leaving, kind).await.unwrap(), 0, "{kind:?}");
+    }
+    assert!(store.list_clients(&leaving).await.unwrap().is_empty());
+    assert!(store.find_token(&SecretHash([1; 32])).await.unwrap().is_none());
+    let all = crate::AuditQuery { limit: 100, ..crate::AuditQuery::default() };
+    assert!(store.list_audit(&leaving, &all, false).await.unwrap().is_empty());
+    assert_eq!(store.list_audit(&staying, &all, false).await.unwrap().len(), 1);
+
+    // The other tenant keeps everything.
+    assert!(store.get_tenant(staying.tenant_id()).await.unwrap().is_some());
+    assert_eq!(store.count::<Lead>(&staying).await.unwrap(), 1);
+    assert!(store.find_token(&SecretHash([2; 32])).await.unwrap().is_some());
+    assert_eq!(store.list_sites(&staying).await.unwrap().len(), 1);
+    assert_eq!(store.verify_audit(&staying).await.unwrap().entries, 1);
+    let again = store.erase_tenant(&leaving).await.unwrap();
+    assert!(again.values().all(|n| *n == 0), "erasing twice finds nothing: {again:?}");
 }

@@ -85,10 +85,12 @@ pub enum DocKind {
     LegalHold,
     /// Keyed hashes of erased people's identifiers: what arrives for them later is dropped.
     ErasureEntry,
+    /// Data Act switching requests: periods, timeline, archive.
+    SwitchingRequest,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 8] = [
+    pub const ALL: [DocKind; 9] = [
         Self::Lead,
         Self::Organization,
         Self::VisitorProfile,
@@ -97,6 +99,7 @@ impl DocKind {
         Self::SubjectRequest,
         Self::LegalHold,
         Self::ErasureEntry,
+        Self::SwitchingRequest,
     ];
 
     pub fn table(&self) -> &'static str {
@@ -109,6 +112,7 @@ impl DocKind {
             Self::SubjectRequest => "subject_requests",
             Self::LegalHold => "legal_holds",
             Self::ErasureEntry => "erasure_ledger",
+            Self::SwitchingRequest => "switching_requests",
         }
     }
 
@@ -139,6 +143,7 @@ impl DocKind {
             ],
             Self::LegalHold => &[("record_id", Uuid)],
             Self::ErasureEntry => &[("subject_key", Bytes)],
+            Self::SwitchingRequest => &[("status", Text)],
         }
     }
 

@@ -120,6 +120,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Saves a tenant's name and settings; false when there is no such tenant.
     async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<bool>;
 
+    /// Erases the tenant: every row of every table with a `tenant_id` column (read from the
+    /// schema, so a table added later is included without a change here) and then its `tenants`
+    /// row, in one transaction. Answers the rows removed per table (`tenants` included), counted
+    /// before any delete so that rows going by a foreign key's cascade are counted in their own
+    /// table. The tenant's key in the vault is not touched: see [`Vault::destroy`].
+    async fn erase_tenant(&self, ctx: &TenantCtx) -> StoreResult<std::collections::BTreeMap<String, u64>>;
+
     async fn add_site(&self, ctx: &TenantCtx, site: &Site) -> StoreResult<()>;
     async fn list_sites(&self, ctx: &TenantCtx) -> StoreResult<Vec<Site>>;
     /// The public collection endpoint knows only the key; the answer names the tenant.

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steward_domain::subject::{LedgerEntry, LegalHold, SubjectRequest};
+use steward_domain::switching::SwitchingRequest;
 use steward_domain::{Event, Lead, Organization, Session, Timestamp, VisitorProfile};
 use uuid::Uuid;
 
@@ -182,6 +183,22 @@ impl Record for LedgerEntry {
     }
     fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
         vec![from_hex(&self.key).into()]
+    }
+}
+
+impl Record for SwitchingRequest {
+    const KIND: DocKind = DocKind::SwitchingRequest;
+    fn key(&self) -> Uuid {
+        self.id.into_uuid()
+    }
+    fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
+        vec![self.status.as_str().into()]
     }
 }
 

@@ -185,10 +185,16 @@ impl Vault {
         Ok(Self { master, folder, cache: RwLock::new(HashMap::new()) })
     }
 
-    /// The folder of the wrapped keys: outside database backups by design, so what must outlive
-    /// a restore (the erasure ledger's mirror) is kept beside them.
+    /// The key folder: outside database backups by design. What must outlive a restore (the
+    /// erasure ledger's mirror) and the operator's other keys (the attestation signing key) live
+    /// beside the tenants' keys.
     pub fn folder(&self) -> &Path {
         &self.folder
+    }
+
+    /// True while the tenant's data key file exists.
+    pub fn has_key(&self, tenant: TenantId) -> bool {
+        self.key_path(tenant).exists()
     }
 
     fn key_path(&self, tenant: TenantId) -> PathBuf {

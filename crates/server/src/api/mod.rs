@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod reports;
 pub mod retention;
 pub mod subjects;
+pub mod switching;
 pub mod visitors;
 
 use std::sync::Arc;
@@ -52,7 +53,7 @@ use crate::state::AppState;
         (name = "imports", description = "Leads and organizations from another tool's CSV, with a column mapping"),
         (name = "data-subjects", description = "Data-subject rights (GDPR Art. 15 to 21): find everything held on a person; record, carry out, extend or reject their requests"),
         (name = "retention", description = "How long each dataset is kept, legal holds that keep records past it, and sweeps that delete the rest"),
-        (name = "switching", description = "Data Act (Regulation 2023/2854): the public data register, tenant archives, switching provider"),
+        (name = "switching", description = "Data Act (Regulation (EU) 2023/2854, Chapter VI): the public data register, tenant archives and their import, switching to another provider or on premises, or erasure with a signed attestation. Free of charge"),
         (name = "audit", description = "The tenant's tamper-evident audit log: exports, refusals, changes"),
         (name = "oauth", description = "OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and introspection (RFC 7662)"),
         (name = "collection", description = "Public collection from websites, authorised by a site key: the tracker script and its batches of events"),
@@ -123,6 +124,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(archives::data_register))
         .routes(routes!(archives::dataset_schema))
         .routes(routes!(archives::import_archive))
+        .routes(routes!(switching::list_switching_requests, switching::create_switching_request))
+        .routes(routes!(switching::get_switching_request))
+        .routes(routes!(switching::extend_switching_request))
+        .routes(routes!(switching::cancel_switching_request))
+        .routes(routes!(switching::download_switching_archive))
+        .routes(routes!(switching::get_switching_attestation))
         .routes(routes!(audit::list_audit_log))
         .routes(routes!(audit::verify_audit_log))
         .routes(routes!(crate::collect::tracker_script))

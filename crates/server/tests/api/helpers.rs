@@ -114,6 +114,61 @@ impl TestApp {
         }
     }
 
+    /// Every column of an id type (BLOB on SQLite, uuid on PostgreSQL) in every table of the
+    /// schema, as (table, column, rows holding `id` there): proof that an erasure left nothing,
+    /// read from the database itself rather than through the store.
+    pub async fn rows_holding(&self, id: uuid::Uuid) -> Vec<(String, String, i64)> {
+        let mut found = Vec::new();
+        match &self._guard {
+            Guard::Dir(dir) => {
+                let url = format!("sqlite://{}", dir.path().join("steward.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                for table in tables {
+                    let columns: Vec<(String, String)> = sqlx::query_as("SELECT name, type FROM pragma_table_info(?)")
+                        .bind(&table)
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                    for (column, _) in columns.into_iter().filter(|(_, kind)| kind.eq_ignore_ascii_case("BLOB")) {
+                        let sql = format!("SELECT COUNT(*) FROM \"{table}\" WHERE \"{column}\" = ?");
+                        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                            .bind(id.as_bytes().as_slice())
+                            .fetch_one(&pool)
+                            .await
+                            .unwrap();
+                        found.push((table.clone(), column, count));
+                    }
+                }
+                pool.close().await;
+            }
+            Guard::Schema(url, schema, _) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let columns: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                     WHERE table_schema = $1 AND data_type = 'uuid'",
+                )
+                .bind(schema)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                for (table, column) in columns {
+                    let sql = format!("SELECT COUNT(*) FROM \"{schema}\".\"{table}\" WHERE \"{column}\" = $1");
+                    let count: i64 =
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&pool).await.unwrap();
+                    found.push((table, column, count));
+                }
+                pool.close().await;
+            }
+        }
+        found
+    }
+
     /// A tenant id as an SQL literal of this backend.
     pub fn tenant_literal(&self, ctx: &TenantCtx) -> String {
         let id = ctx.tenant_id().into_uuid();

@@ -22,5 +22,6 @@ mod ratelimit;
 mod reports;
 mod retention;
 mod subjects;
+mod switching;
 mod tls;
 mod visitors;

@@ -47,6 +47,12 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/imports/archive", &["post"]),
     ("/data-register", &["get"]),
     ("/data-register/schemas/{file}", &["get"]),
+    ("/api/v1/switching-requests", &["get", "post"]),
+    ("/api/v1/switching-requests/{id}", &["get"]),
+    ("/api/v1/switching-requests/{id}/extend", &["post"]),
+    ("/api/v1/switching-requests/{id}/cancel", &["post"]),
+    ("/api/v1/switching-requests/{id}/archive", &["get"]),
+    ("/switching-attestations/{tenant_id}", &["get"]),
     ("/api/v1/audit-log", &["get"]),
     ("/api/v1/audit-log/verify", &["get"]),
 ];
