@@ -126,6 +126,11 @@ type Zip = Archive<BufWriter<std::fs::File>>;
 
 /// Writes the whole archive of the tenant under `key` in the file store and commits it.
 pub async fn build(state: &AppState, ctx: &TenantCtx, key: &str) -> anyhow::Result<ArchiveSummary> {
+    // The ZIP writer travels through the future's state: boxed, so callers' futures stay small.
+    Box::pin(build_archive(state, ctx, key)).await
+}
+
+async fn build_archive(state: &AppState, ctx: &TenantCtx, key: &str) -> anyhow::Result<ArchiveSummary> {
     let tenant = state
         .store
         .get_tenant(ctx.tenant_id())
