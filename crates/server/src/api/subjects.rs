@@ -19,7 +19,7 @@ use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use crate::subjects::{self, Acting, Person};
 
-fn acting(caller: &Caller) -> Acting {
+pub fn acting(caller: &Caller) -> Acting {
     Acting {
         actor: Actor { kind: ActorKind::Client, id: Some(caller.client_id.to_string()) },
         ip_network: caller.ip_network,

@@ -15,13 +15,14 @@ use steward_domain::switching::{
     check_start,
 };
 use steward_domain::{Scope, TenantId, Timestamp, ValidationErrors};
-use steward_store::{Actor, ActorKind, AuditDraft, StoreExt, Value};
+use steward_store::{AuditDraft, StoreExt, TenantCtx, Value};
 
 use super::common::{JsonBody, ListParams, Page, encode_cursor, from_json, page_response};
 use super::files::{StoredFile, serve_file};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
+use crate::subjects::Acting;
 use crate::switching::{archive_key, attestation_path, read_attestation, target, with_request};
 
 /// A request as the API shows it: the request with every date, its status and timeline, the
@@ -43,7 +44,7 @@ pub struct SwitchingView {
 }
 
 impl SwitchingView {
-    fn of(request: SwitchingRequest, tenant: TenantId, now: Timestamp) -> Self {
+    pub fn of(request: SwitchingRequest, tenant: TenantId, now: Timestamp) -> Self {
         let archive_state = match (&request.archive, request.action) {
             (_, SwitchingAction::Erase) => "none",
             (None, _) => "pending",
@@ -61,30 +62,14 @@ impl SwitchingView {
     }
 }
 
-fn acting(caller: &Caller) -> (Actor, Option<steward_domain::IpNetwork>) {
-    (Actor { kind: ActorKind::Client, id: Some(caller.client_id.to_string()) }, caller.ip_network)
-}
-
 fn draft(
-    caller: &Caller,
+    acting: &Acting,
     now: Timestamp,
     action: &str,
     request: &SwitchingRequest,
     detail: serde_json::Value,
 ) -> AuditDraft {
-    let (actor, ip_network) = acting(caller);
-    AuditDraft {
-        at: now,
-        actor,
-        action: action.into(),
-        target: target(request),
-        detail: with_request(request, detail),
-        ip_network,
-    }
-}
-
-fn step_actor(caller: &Caller) -> (&'static str, Option<String>) {
-    ("client", Some(caller.client_id.to_string()))
+    acting.draft(now, action, target(request), with_request(request, detail))
 }
 
 /// A switching request as the customer makes it.
@@ -164,15 +149,31 @@ pub async fn create_switching_request(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Admin)?;
     let input: SwitchingInput = from_json(body)?;
+    let view = start(&state, &caller.ctx, &super::subjects::acting(&caller), input).await?;
+    let location = format!("/api/v1/switching-requests/{}", view.request.id);
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Records a new switching request (one may be open at a time), audited as by `acting`.
+pub async fn start(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    input: SwitchingInput,
+) -> Result<SwitchingView, ApiError> {
     let now = state.clock.now();
-    let mut request = input.validate(&state, now).map_err(ApiError::Validation)?;
+    let mut request = input.validate(state, now).map_err(ApiError::Validation)?;
     let open = [SwitchingStatus::Notice, SwitchingStatus::Transitional, SwitchingStatus::Retrieval];
     let query = steward_store::ListQuery {
         any_of: Some(("status", open.iter().map(|status| Value::Text(status.as_str().into())).collect())),
         limit: 1,
         ..steward_store::ListQuery::default()
     };
-    let existing: Vec<SwitchingRequest> = state.store.list(&caller.ctx, &query).await?;
+    let existing: Vec<SwitchingRequest> = state.store.list(ctx, &query).await?;
     if let Some(existing) = existing.first() {
         return Err(ApiError::Conflict(
             format!(
@@ -183,8 +184,8 @@ pub async fn create_switching_request(
             Vec::new(),
         ));
     }
-    request.step(now, "requested", step_actor(&caller), None);
-    state.store.insert(&caller.ctx, std::slice::from_ref(&request)).await?;
+    request.step(now, "requested", acting.step_actor(), None);
+    state.store.insert(ctx, std::slice::from_ref(&request)).await?;
     let detail = serde_json::json!({
         "transitional_starts_at": request.transitional_starts_at,
         "transitional_ends_at": request.transitional_ends_at,
@@ -192,15 +193,8 @@ pub async fn create_switching_request(
         "erasure_due_at": request.erasure_due_at,
         "destination": request.destination.as_ref().map(|d| d.provider_name.clone()),
     });
-    crate::api::audit::record(&state, &caller.ctx, draft(&caller, now, "switching.requested", &request, detail))
-        .await?;
-    let location = format!("/api/v1/switching-requests/{}", request.id);
-    let mut response =
-        (StatusCode::CREATED, Json(SwitchingView::of(request, caller.ctx.tenant_id(), now))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    crate::api::audit::record(state, ctx, draft(acting, now, "switching.requested", &request, detail)).await?;
+    Ok(SwitchingView::of(request, ctx.tenant_id(), now))
 }
 
 /// The tenant's switching requests, oldest first, optionally by `status`.
@@ -239,13 +233,13 @@ pub async fn list_switching_requests(
     Ok(page_response(data, limit, |last| encode_cursor(last.request.id.into_uuid()), pairs, &uri))
 }
 
-async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<SwitchingRequest, ApiError> {
+pub async fn load(state: &AppState, ctx: &TenantCtx, id: &str) -> Result<SwitchingRequest, ApiError> {
     let id = steward_domain::id::parse_v7(id).map_err(|_| ApiError::not_found("switching request"))?;
-    state.store.get::<SwitchingRequest>(&caller.ctx, id).await?.ok_or_else(|| ApiError::not_found("switching request"))
+    state.store.get::<SwitchingRequest>(ctx, id).await?.ok_or_else(|| ApiError::not_found("switching request"))
 }
 
-async fn save(state: &AppState, caller: &Caller, request: &SwitchingRequest) -> Result<(), ApiError> {
-    if state.store.update(&caller.ctx, request).await? { Ok(()) } else { Err(ApiError::not_found("switching request")) }
+async fn save(state: &AppState, ctx: &TenantCtx, request: &SwitchingRequest) -> Result<(), ApiError> {
+    if state.store.update(ctx, request).await? { Ok(()) } else { Err(ApiError::not_found("switching request")) }
 }
 
 /// One request: every date, its status, timeline and archive.
@@ -264,7 +258,7 @@ pub async fn get_switching_request(
     Path(id): Path<String>,
 ) -> Result<Json<SwitchingView>, ApiError> {
     caller.require(Scope::Admin)?;
-    let request = load(&state, &caller, &id).await?;
+    let request = load(&state, &caller.ctx, &id).await?;
     Ok(Json(SwitchingView::of(request, caller.ctx.tenant_id(), state.clock.now())))
 }
 
@@ -311,18 +305,29 @@ pub async fn extend_switching_request(
             )));
         }
     };
-    let mut request = load(&state, &caller, &id).await?;
+    Ok(Json(extend(&state, &caller.ctx, &super::subjects::acting(&caller), &id, days).await?))
+}
+
+/// Extends the transitional period by `days` (once), audited as by `acting`.
+pub async fn extend(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    id: &str,
+    days: u32,
+) -> Result<SwitchingView, ApiError> {
+    let mut request = load(state, ctx, id).await?;
     let now = state.clock.now();
     let previous_end = request.transitional_ends_at;
     request.extend(days, now).map_err(refused)?;
-    request.step(now, "extended", step_actor(&caller), Some(format!("{days} days")));
-    save(&state, &caller, &request).await?;
+    request.step(now, "extended", acting.step_actor(), Some(format!("{days} days")));
+    save(state, ctx, &request).await?;
     let detail = serde_json::json!({
         "days": days, "previous_end": previous_end, "transitional_ends_at": request.transitional_ends_at,
         "retrieval_ends_at": request.retrieval_ends_at, "erasure_due_at": request.erasure_due_at,
     });
-    crate::api::audit::record(&state, &caller.ctx, draft(&caller, now, "switching.extended", &request, detail)).await?;
-    Ok(Json(SwitchingView::of(request, caller.ctx.tenant_id(), now)))
+    crate::api::audit::record(state, ctx, draft(acting, now, "switching.extended", &request, detail)).await?;
+    Ok(SwitchingView::of(request, ctx.tenant_id(), now))
 }
 
 /// Withdraws a request while it is in its notice period; nothing has been built or erased yet.
@@ -342,18 +347,19 @@ pub async fn cancel_switching_request(
     Path(id): Path<String>,
 ) -> Result<Json<SwitchingView>, ApiError> {
     caller.require(Scope::Admin)?;
-    let mut request = load(&state, &caller, &id).await?;
+    Ok(Json(cancel(&state, &caller.ctx, &super::subjects::acting(&caller), &id).await?))
+}
+
+/// Withdraws a request in its notice period, audited as by `acting`.
+pub async fn cancel(state: &AppState, ctx: &TenantCtx, acting: &Acting, id: &str) -> Result<SwitchingView, ApiError> {
+    let mut request = load(state, ctx, id).await?;
     let now = state.clock.now();
     request.cancel(now).map_err(refused)?;
-    request.step(now, "cancelled", step_actor(&caller), None);
-    save(&state, &caller, &request).await?;
-    crate::api::audit::record(
-        &state,
-        &caller.ctx,
-        draft(&caller, now, "switching.cancelled", &request, serde_json::json!({})),
-    )
-    .await?;
-    Ok(Json(SwitchingView::of(request, caller.ctx.tenant_id(), now)))
+    request.step(now, "cancelled", acting.step_actor(), None);
+    save(state, ctx, &request).await?;
+    crate::api::audit::record(state, ctx, draft(acting, now, "switching.cancelled", &request, serde_json::json!({})))
+        .await?;
+    Ok(SwitchingView::of(request, ctx.tenant_id(), now))
 }
 
 /// The tenant's archive (ZIP): available from when the transitional period starts (rebuilt,
@@ -378,7 +384,18 @@ pub async fn download_switching_archive(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Admin)?;
-    let request = load(&state, &caller, &id).await?;
+    archive_response(&state, &caller.ctx, &super::subjects::acting(&caller), &id, &headers).await
+}
+
+/// The archive of a request as a download (Range, ETag), audited as by `acting`.
+pub async fn archive_response(
+    state: &AppState,
+    ctx: &TenantCtx,
+    acting: &Acting,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = load(state, ctx, id).await?;
     if request.action == SwitchingAction::Erase {
         return Err(ApiError::NotFound(format!(
             "switching request {} is an erase request: there is no archive; its data is erased at {}",
@@ -392,7 +409,7 @@ pub async fn download_switching_archive(
         )));
     };
     let now = state.clock.now();
-    let key = archive_key(caller.ctx.tenant_id(), request.id);
+    let key = archive_key(ctx.tenant_id(), request.id);
     if !request.archive_available(now) {
         // Gone at the end of the retrieval period even if no pass has removed it yet.
         if let Err(error) = state.files.remove(&key) {
@@ -405,12 +422,7 @@ pub async fn download_switching_archive(
         )));
     }
     let detail = serde_json::json!({ "bytes": archive.bytes, "sha256": archive.sha256, "complete": archive.complete });
-    crate::api::audit::record(
-        &state,
-        &caller.ctx,
-        draft(&caller, now, "switching.archive_downloaded", &request, detail),
-    )
-    .await?;
+    crate::api::audit::record(state, ctx, draft(acting, now, "switching.archive_downloaded", &request, detail)).await?;
     let stored = StoredFile {
         key: &key,
         sha256: &archive.sha256,
@@ -418,7 +430,7 @@ pub async fn download_switching_archive(
         filename: format!("switching-{}.zip", request.id),
         gone: format!("the archive of switching request {} is no longer stored", request.id),
     };
-    serve_file(&state, &headers, stored).await
+    serve_file(state, headers, stored).await
 }
 
 /// The signed erasure attestation of a tenant whose data was erased after switching: JSON with

@@ -207,7 +207,15 @@ async fn retention_page(
             p.muted { "A ticked “Default” follows Steward's default for the dataset; untick it to set your own." }
             button type="submit" { "Save policies" }
         }
-        @if let Some(sweep) = &last { p { "Last sweep: " (format!("{:?}", sweep.finished_at)) } }
+        @if let Some(sweep) = &last {
+            p id="last-sweep" { "Last sweep: " (when(sweep.finished_at)) ", " (sweep.total) " record(s) deleted." }
+            @if !sweep.failures.is_empty() {
+                div role="alert" id="sweep-failures" {
+                    p { strong { "The last retention sweep failed." } " What had expired is still stored; the next sweep tries again. Tell your operator if this stays." }
+                    ul { @for failure in &sweep.failures { li { (failure.dataset) ": " (failure.error) " (" (when(failure.at)) ")" } } }
+                }
+            }
+        }
         h2 { "Legal holds" }
         p { "A held record is kept past its retention until the hold is released." }
         div.scroll { table id="holds" {

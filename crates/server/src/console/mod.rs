@@ -12,6 +12,7 @@ mod exports;
 mod records;
 pub mod security;
 mod subjects;
+mod switching;
 pub mod users;
 mod views;
 
@@ -55,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .merge(exports::router())
         .merge(subjects::router())
         .merge(admin::router())
+        .merge(switching::router())
 }
 
 #[derive(Debug, thiserror::Error)]

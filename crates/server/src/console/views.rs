@@ -87,6 +87,7 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/console/audit", "Audit log", Permission::ReadAudit),
     ("/console/users", "Users", Permission::ManageUsers),
     ("/console/clients", "API clients", Permission::ManageClients),
+    ("/console/switching", "Switching", Permission::ManageSwitching),
 ];
 
 /// A page of the signed-in console: skip link, header with navigation and sign-out, the body.

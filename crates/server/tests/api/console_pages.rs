@@ -675,3 +675,59 @@ async fn the_audit_page_opens_on_the_newest_entries_and_pages_back_and_forth() {
     assert_eq!(seqs(&filtered).len(), 100);
     assert!(filtered.contains("id=\"next-page\"") && !filtered.contains("id=\"older-page\""));
 }
+
+#[tokio::test]
+async fn an_owner_starts_extends_and_follows_a_switch_from_the_console_and_others_may_not() {
+    let app = spawn_app().await;
+    let (ctx, _) = app.tenant_token("Acme Oy").await;
+    let admin = Member::new(&app, &ctx, "admin").await;
+    let refused = admin.get("/console/switching").await;
+    assert_eq!(refused.status(), 403, "only owners switch the whole organisation away");
+    assert!(!admin.html("/console").await.contains("/console/switching"), "no nav entry for an admin");
+
+    let owner = Member::new(&app, &ctx, "owner").await;
+    let page = owner.html("/console/switching").await;
+    assert!(page.contains("id=\"switching-form\"") && page.contains("href=\"/data-register\""), "{page}");
+    let unconfirmed = owner.post("/console/switching", &[("action", "on_premises")]).await;
+    assert_eq!(unconfirmed.status(), 422);
+    let missing = owner.post("/console/switching", &[("action", "switch_provider"), ("confirm", "1")]).await;
+    assert_eq!(missing.status(), 422);
+    assert!(missing.text().await.unwrap().contains("destination"), "the destination is asked for");
+    let started = owner
+        .post(
+            "/console/switching",
+            &[
+                ("action", "switch_provider"),
+                ("provider_name", "Nordic Leads Oy"),
+                ("contact_email", "switch@nordic.example"),
+                ("confirm", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status(), 303);
+    let page = owner.html("/console/switching").await;
+    assert!(page.contains("Nordic Leads Oy") && page.contains("requested"), "{page}");
+    assert!(!page.contains("id=\"switching-form\""), "one request at a time");
+    let id = page.split("/console/switching/").nth(1).unwrap().split('/').next().unwrap().to_string();
+
+    let extended = owner.post(&format!("/console/switching/{id}/extend"), &[("days", "10")]).await;
+    assert_eq!(extended.status(), 200);
+    let text = extended.text().await.unwrap();
+    assert!(text.contains("was extended") && text.contains("cannot be extended again"), "{text}");
+    let twice = owner.post(&format!("/console/switching/{id}/extend"), &[("days", "5")]).await;
+    assert_eq!(twice.status(), 422, "a second extension is refused on the page");
+
+    // The API sees the same request, and the audit log the user.
+    let token = app.token(&ctx, "admin").await;
+    let list: Value = app.get("/api/v1/switching-requests", &token).await.json().await.unwrap();
+    assert_eq!(list["data"][0]["id"], id.as_str());
+    assert_eq!(list["data"][0]["extension"]["days"], 10, "{list}");
+    let actions = audit_actions(&app, &ctx, "switching.").await;
+    let names: Vec<&str> = actions.iter().map(|(action, _, _)| action.as_str()).collect();
+    assert_eq!(names, ["switching.requested", "switching.extended"]);
+    assert!(actions.iter().all(|(_, _, user)| user.as_deref() == Some(owner.id.as_str())));
+
+    let cancelled = owner.post(&format!("/console/switching/{id}/cancel"), &[]).await;
+    assert_eq!(cancelled.status(), 200);
+    assert!(cancelled.text().await.unwrap().contains("cancelled"));
+}

@@ -310,6 +310,10 @@ async fn a_failing_sweep_shows_in_readiness_and_the_audit_log_until_a_good_sweep
     assert_eq!(ids::<Event>(&app, &ctx).await.len(), data.events.len());
     let policies: Value = app.get("/api/v1/retention-policies", &token).await.json().await.unwrap();
     assert_eq!(policies["last_sweep"]["failures"][0]["dataset"], "events");
+    // And in the console, where the tenant's admins look.
+    let admin = crate::console_pages::Member::new(&app, &ctx, "admin").await;
+    let page = admin.html("/console/retention").await;
+    assert!(page.contains("id=\"sweep-failures\"") && page.contains("injected failure"), "{page}");
 
     // The background sweep of every tenant sees the same failure and says so.
     let summary = steward_server::retention::sweep_all(&app.state).await;
@@ -324,6 +328,8 @@ async fn a_failing_sweep_shows_in_readiness_and_the_audit_log_until_a_good_sweep
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["retention"]["status"], "ok");
     assert_eq!(ready["retention"]["failures"], json!([]));
+    let page = admin.html("/console/retention").await;
+    assert!(!page.contains("sweep-failures") && page.contains("id=\"last-sweep\""), "{page}");
 }
 
 #[tokio::test]
