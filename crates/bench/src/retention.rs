@@ -174,3 +174,46 @@ pub async fn sweep(expired: usize, fresh: usize) -> anyhow::Result<Value> {
         },
     }))
 }
+
+/// Builds the tenant archive (every dataset in NDJSON and CSV, zipped) of a tenant holding
+/// `events` events (with their sessions) and `leads` leads, in a temporary SQLite database;
+/// prints its duration, size and the peak memory growth while it is written.
+pub async fn archive(events: usize, leads: usize) -> anyhow::Result<Value> {
+    let root = tempfile::tempdir()?;
+    let settings = Settings { data_dir: root.path().to_path_buf(), ..Settings::default() };
+    let store = open_store(&settings).await?;
+    let now = Timestamp::now();
+    let tenant = admin::create_tenant(store.as_ref(), "Archive Oy", now).await?;
+    let ctx = TenantCtx::new(tenant.id);
+    let keys = store.keys(&ctx)?;
+    let seeding = Instant::now();
+    seed(store.as_ref(), &ctx, &keys, now.checked_sub(time::Duration::days(30)).unwrap_or(now), events).await?;
+    let generated: Vec<steward_domain::Lead> =
+        steward_demo::lead_stream(&steward_demo::DemoConfig::demo(now), leads).collect();
+    for chunk in generated.chunks(SEED_CHUNK) {
+        store.insert(&ctx, chunk).await?;
+    }
+    drop(generated);
+    let seed_seconds = seeding.elapsed().as_secs_f64();
+    let db_mib = file_mib(&root.path().join("steward.db"));
+    let state = AppState::new(store, settings);
+    let reset = reset_peak();
+    let rss_before = status_kib("VmRSS");
+    let started = Instant::now();
+    let summary = steward_server::tenant_archive::build(&state, &ctx, "archives/bench/archive.zip").await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = status_kib("VmHWM");
+    let rows: serde_json::Map<String, Value> = summary
+        .files
+        .iter()
+        .filter_map(|file| Some((file.path.clone(), json!(file.rows?))))
+        .collect();
+    Ok(json!({
+        "events": events, "leads": leads, "database_mib": db_mib, "seed_seconds": seed_seconds, "peak_reset": reset,
+        "archive": {
+            "seconds": seconds, "zip_mib": mib(summary.bytes / 1024), "rows": rows,
+            "rss_before_mib": mib(rss_before), "peak_rss_mib": mib(peak),
+            "peak_growth_mib": mib(peak.saturating_sub(rss_before)),
+        },
+    }))
+}
