@@ -203,11 +203,8 @@ pub async fn archive(events: usize, leads: usize) -> anyhow::Result<Value> {
     let summary = steward_server::tenant_archive::build(&state, &ctx, "archives/bench/archive.zip").await?;
     let seconds = started.elapsed().as_secs_f64();
     let peak = status_kib("VmHWM");
-    let rows: serde_json::Map<String, Value> = summary
-        .files
-        .iter()
-        .filter_map(|file| Some((file.path.clone(), json!(file.rows?))))
-        .collect();
+    let rows: serde_json::Map<String, Value> =
+        summary.files.iter().filter_map(|file| Some((file.path.clone(), json!(file.rows?)))).collect();
     Ok(json!({
         "events": events, "leads": leads, "database_mib": db_mib, "seed_seconds": seed_seconds, "peak_reset": reset,
         "archive": {

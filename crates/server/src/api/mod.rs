@@ -140,7 +140,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/exports/{name}", get(export_jobs::get_export))
         .merge(crate::collect::router())
         .route("/openapi.json", get(move || openapi_json(document.clone())))
-        .merge(crate::console::router())
+        .merge(
+            crate::console::router()
+                .layer(axum::middleware::from_fn_with_state(state.clone(), crate::console::remember_peer)),
+        )
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .with_state(state)
 }

@@ -205,7 +205,7 @@ async fn audit(
             ids: user.map(|id| vec![id.into_uuid()]).unwrap_or_default(),
         },
         detail,
-        ip_network: None,
+        ip_network: peer_network(),
     };
     state.store.audit(ctx, &draft).await?;
     Ok(())
@@ -281,6 +281,32 @@ async fn refuse<T>(state: &AppState, signed: &Signed, permission: Permission, pa
     )))
 }
 
+tokio::task_local! {
+    /// The masked network of the browser a console request comes from, for its audit entries.
+    static PEER: Option<steward_domain::IpNetwork>;
+}
+
+/// Remembers, for the rest of a console request, the network (masked as the privacy settings
+/// say, never the address) it came from: the console's audit entries carry it like the API's.
+pub async fn remember_peer(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let privacy = &state.settings.privacy;
+    let policy = steward_domain::MaskPolicy::new(privacy.ipv4_prefix, privacy.ipv6_prefix).unwrap_or_default();
+    let network = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| steward_domain::IpNetwork::mask_with(info.0.ip(), policy));
+    PEER.scope(network, next.run(request)).await
+}
+
+/// The masked network of the current console request; none outside one (the command line).
+pub(crate) fn peer_network() -> Option<steward_domain::IpNetwork> {
+    PEER.try_with(|network| *network).ok().flatten()
+}
+
 /// What every page's frame shows of the signed-in user.
 fn chrome<'a>(signed: &'a Signed, csrf: &'a str, current: &'a str) -> views::Chrome<'a> {
     views::Chrome { email: signed.user.email.as_str(), role: signed.user.role, csrf, current, refresh: None }
@@ -295,7 +321,7 @@ fn check_csrf(signed: &Signed, presented: &str) -> Result<(), ConsoleError> {
 fn acting(signed: &Signed) -> crate::subjects::Acting {
     crate::subjects::Acting {
         actor: Actor { kind: ActorKind::User, id: Some(signed.user.id.to_string()) },
-        ip_network: None,
+        ip_network: peer_network(),
     }
 }
 

@@ -57,7 +57,7 @@ pub async fn create_user(
         action: "user.created".into(),
         target: Target { kind: "user".into(), count: 1, ids: vec![user.id.into_uuid()] },
         detail: json!({"role": role.as_str()}),
-        ip_network: None,
+        ip_network: super::peer_network(),
     };
     store.audit(ctx, &draft).await?;
     Ok(user)

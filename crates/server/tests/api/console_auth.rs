@@ -193,6 +193,14 @@ async fn a_pyotp_code_signs_in_once_and_a_recovery_code_works_once() {
     assert_eq!(log[6].1["reason"], "wrong_recovery_code");
     let text = serde_json::to_string(&log).unwrap();
     assert!(!text.contains(PASSWORD) && !text.contains(&code), "no secret reaches the audit log");
+    // Console entries carry the browser's network, masked, like the API's.
+    let query = AuditQuery { limit: 1000, action: Some("user.".into()), ..AuditQuery::default() };
+    let entries = app.store.audit_entries(&ctx, &query).await.unwrap();
+    let signs: Vec<_> = entries.into_iter().filter(|e| e.action.starts_with("user.sign")).collect();
+    assert_eq!(signs.len(), 5);
+    for entry in signs {
+        assert_eq!(entry.ip_network.map(|n| n.to_string()).as_deref(), Some("127.0.0.0/24"), "{}", entry.action);
+    }
 }
 
 #[tokio::test]
