@@ -485,8 +485,12 @@ async fn page_times_on_the_demo_tenant() {
         format!("/console/visitors/{visitor}"),
         "/console/exports".into(),
         format!("/console/data-subjects?email={email}"),
+        "/console/data-subjects".into(),
         "/console/audit".into(),
+        "/console/retention".into(),
         "/console/users".into(),
+        "/console/clients".into(),
+        "/console/switching".into(),
     ];
     eprintln!(
         "demo tenant: {} leads, {} visitors, {} sessions, {} events; {} backend, {} build",
