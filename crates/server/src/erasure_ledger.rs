@@ -17,9 +17,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use steward_domain::subject::{LedgerEntry, LedgerReason};
-use steward_domain::{Event, Lead, LeadId, Organization, Session, TenantId, VisitorProfile};
+use steward_domain::{Event, Lead, LeadId, Session, TenantId, VisitorProfile};
 use steward_store::records::from_hex;
-use steward_store::{Batch, DocKind, ListQuery, Lookup, Record, Store, StoreExt, Target, TenantCtx, Value};
+use steward_store::{Batch, DocKind, ListQuery, Lookup, Store, StoreExt, Target, TenantCtx, Value};
 
 use crate::state::AppState;
 
@@ -81,20 +81,6 @@ pub struct Reapplied {
     pub erased: BTreeMap<String, u64>,
 }
 
-async fn every<R: Record>(store: &dyn Store, ctx: &TenantCtx, mut query: ListQuery) -> anyhow::Result<Vec<R>> {
-    query.limit = steward_store::doc::MAX_PAGE;
-    let mut found = Vec::new();
-    loop {
-        let page: Vec<R> = store.list(ctx, &query).await?;
-        let full = page.len() == query.limit as usize;
-        query.after = page.last().map(Record::key);
-        found.extend(page);
-        if !full {
-            return Ok(found);
-        }
-    }
-}
-
 /// Re-applies the tenant's mirrored ledger to its database.
 pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reapplied> {
     let store = state.store.as_ref();
@@ -104,7 +90,7 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
         return Ok(report);
     }
     let stored: HashSet<uuid::Uuid> =
-        every::<LedgerEntry>(store, ctx, ListQuery::default()).await?.iter().map(|e| e.id.into_uuid()).collect();
+        store.list_all::<LedgerEntry>(ctx, ListQuery::default()).await?.iter().map(|e| e.id.into_uuid()).collect();
     let missing: Vec<LedgerEntry> =
         mirrored.iter().filter(|entry| !stored.contains(&entry.id.into_uuid())).cloned().collect();
     for chunk in missing.chunks(500) {
@@ -124,7 +110,7 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
     for lookup in [Lookup::Email, Lookup::Phone, Lookup::ContactId] {
         for chunk in values.chunks(500) {
             let query = ListQuery { any_of: Some((lookup.column(), chunk.to_vec())), ..ListQuery::default() };
-            for lead in every::<Lead>(store, ctx, query).await? {
+            for lead in store.list_all::<Lead>(ctx, query).await? {
                 leads.insert(lead.id, lead);
             }
         }
@@ -132,7 +118,8 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
     // Profiles whose id hashes to an entry; a profile linked to an erased lead goes too.
     let linked: HashSet<uuid::Uuid> =
         leads.values().filter_map(|lead| lead.visitor_profile_id.map(|id| id.into_uuid())).collect();
-    let profiles: Vec<VisitorProfile> = every::<VisitorProfile>(store, ctx, ListQuery::default())
+    let profiles: Vec<VisitorProfile> = store
+        .list_all::<VisitorProfile>(ctx, ListQuery::default())
         .await?
         .into_iter()
         .filter(|profile| {
@@ -148,15 +135,9 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
     let mut organization_ids: BTreeSet<uuid::Uuid> =
         leads.values().filter_map(|lead| lead.organization_id.map(|id| id.into_uuid())).collect();
     organization_ids.extend(profiles.iter().filter_map(|p| p.organization_id.map(|id| id.into_uuid())));
-    let mut contacts = 0;
-    for mut organization in crate::subjects::any_of::<Organization>(store, ctx, "id", &organization_ids).await? {
-        let before = organization.contacts.len();
-        organization.contacts.retain(|contact| !leads.contains_key(&contact.lead_id));
-        if organization.contacts.len() != before {
-            contacts += (before - organization.contacts.len()) as u64;
-            batch.update(ctx, &keys, &organization)?;
-        }
-    }
+    let lead_ids: BTreeSet<LeadId> = leads.keys().copied().collect();
+    let contacts =
+        crate::subjects::remove_contacts(store, ctx, &keys, &organization_ids, &lead_ids, &mut batch).await?;
     let sessions: Vec<Session> = crate::subjects::any_of(store, ctx, "visitor_profile_id", &profile_ids).await?;
     let events: Vec<Event> = crate::subjects::any_of(store, ctx, "visitor_profile_id", &profile_ids).await?;
     for event in &events {

@@ -7,7 +7,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub trait FileStore: Send + Sync + std::fmt::Debug {
-    /// A new, empty file for `key`, replacing any unfinished one from an earlier attempt.
+    /// A new, empty file for `key` (open for reading and writing), replacing any unfinished one
+    /// from an earlier attempt.
     fn create(&self, key: &str) -> io::Result<fs::File>;
     /// Makes the written file durable and visible under `key`.
     fn commit(&self, key: &str) -> io::Result<()>;
@@ -62,7 +63,8 @@ impl FileStore for LocalFiles {
         if let Some(parent) = partial.parent() {
             fs::create_dir_all(parent)?;
         }
-        fs::File::create(partial)
+        // Readable too: a writer that seeks (ZIP) hashes what it wrote by reading it back.
+        fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(partial)
     }
 
     fn commit(&self, key: &str) -> io::Result<()> {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use steward_domain::subject::{HoldScope, LegalHold, RetentionDataset};
-use steward_domain::{Lead, LeadId, Organization, TenantId, Timestamp, VisitorProfile};
-use steward_store::{Batch, DocKind, ListQuery, Record, StoreError, StoreExt, StoreResult, Target, TenantCtx, Value};
+use steward_domain::{Lead, LeadId, TenantId, Timestamp, VisitorProfile};
+use steward_store::{Batch, DocKind, ListQuery, StoreError, StoreExt, StoreResult, Target, TenantCtx, Value};
 
 use crate::api::audit;
 use crate::state::AppState;
@@ -201,25 +201,10 @@ impl Held {
     }
 }
 
-/// Every record matching `query`, page by page.
-async fn all<R: Record>(state: &AppState, ctx: &TenantCtx, mut query: ListQuery) -> StoreResult<Vec<R>> {
-    query.limit = steward_store::doc::MAX_PAGE;
-    let mut found = Vec::new();
-    loop {
-        let page: Vec<R> = state.store.list(ctx, &query).await?;
-        let full = page.len() == query.limit as usize;
-        query.after = page.last().map(Record::key);
-        found.extend(page);
-        if !full {
-            return Ok(found);
-        }
-    }
-}
-
 /// What the tenant's holds keep: a held profile keeps its leads and journeys, a held lead its
 /// profile and that profile's journeys.
 async fn held(state: &AppState, ctx: &TenantCtx) -> StoreResult<Held> {
-    let holds: Vec<LegalHold> = all(state, ctx, ListQuery::default()).await?;
+    let holds: Vec<LegalHold> = state.store.list_all(ctx, ListQuery::default()).await?;
     let mut held = Held::default();
     for hold in &holds {
         match (hold.scope, hold.record_id) {
@@ -248,7 +233,7 @@ async fn held(state: &AppState, ctx: &TenantCtx) -> StoreResult<Held> {
     if !held.profiles.is_empty() {
         let of_profiles =
             ListQuery { any_of: Some(("visitor_profile_id", Held::values(&held.profiles))), ..ListQuery::default() };
-        let leads: Vec<Lead> = all(state, ctx, of_profiles).await?;
+        let leads: Vec<Lead> = state.store.list_all(ctx, of_profiles).await?;
         held.leads.extend(leads.iter().map(|lead| lead.id.into_uuid()));
     }
     held.profiles.extend(profiles_of_leads);
@@ -256,7 +241,8 @@ async fn held(state: &AppState, ctx: &TenantCtx) -> StoreResult<Held> {
 }
 
 /// Runs `query` batch after batch until a batch comes back short: how many went, and the error
-/// that stopped it, if one did.
+/// that stopped it, if one did. Leads go through [`delete_lead_batch`], which takes their copies
+/// with them.
 async fn delete_expired(
     state: &AppState,
     ctx: &TenantCtx,
@@ -266,7 +252,11 @@ async fn delete_expired(
 ) -> (u64, Option<StoreError>) {
     let mut deleted = 0;
     loop {
-        match state.store.delete_matching(ctx, kind, query).await {
+        let batch = match kind {
+            DocKind::Lead => delete_lead_batch(state, ctx, query).await,
+            _ => state.store.delete_matching(ctx, kind, query).await,
+        };
+        match batch {
             Ok(count) => {
                 *batches += 1;
                 deleted += count;
@@ -281,31 +271,9 @@ async fn delete_expired(
     }
 }
 
-/// Expired leads batch by batch, each batch in one transaction with what points at them: the
-/// contact entries (name and email copies) in their organizations and the `lead_ids` of their
-/// visitor profiles, so nothing of an expired lead outlives it.
-async fn delete_expired_leads(
-    state: &AppState,
-    ctx: &TenantCtx,
-    query: &ListQuery,
-    batches: &mut u64,
-) -> (u64, Option<StoreError>) {
-    let mut deleted = 0;
-    loop {
-        match delete_lead_batch(state, ctx, query).await {
-            Ok(count) => {
-                *batches += 1;
-                deleted += count;
-                if count < u64::from(query.limit) {
-                    return (deleted, None);
-                }
-            }
-            Err(error) => return (deleted, Some(error)),
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
+/// One batch of expired leads, in one transaction with what points at them: the contact entries
+/// (name and email copies) in their organizations and the `lead_ids` of their visitor profiles,
+/// so nothing of an expired lead outlives it.
 async fn delete_lead_batch(state: &AppState, ctx: &TenantCtx, query: &ListQuery) -> StoreResult<u64> {
     let leads: Vec<Lead> = state.store.list(ctx, query).await?;
     if leads.is_empty() {
@@ -318,16 +286,8 @@ async fn delete_lead_batch(state: &AppState, ctx: &TenantCtx, query: &ListQuery)
         leads.iter().filter_map(|lead| lead.visitor_profile_id.map(|id| id.into_uuid())).collect();
     let keys = state.store.keys(ctx)?;
     let mut batch = Batch::default();
-    let now = state.clock.now();
     let store = state.store.as_ref();
-    for mut organization in crate::subjects::any_of::<Organization>(store, ctx, "id", &organization_ids).await? {
-        let before = organization.contacts.len();
-        organization.contacts.retain(|contact| !ids.contains(&contact.lead_id));
-        if organization.contacts.len() != before {
-            organization.updated_at = now;
-            batch.update(ctx, &keys, &organization)?;
-        }
-    }
+    crate::subjects::remove_contacts(store, ctx, &keys, &organization_ids, &ids, &mut batch).await?;
     for mut profile in crate::subjects::any_of::<VisitorProfile>(store, ctx, "id", &profile_ids).await? {
         let before = profile.lead_ids.len();
         profile.lead_ids.retain(|id| !ids.contains(id));
@@ -478,11 +438,7 @@ async fn sweep_into(state: &AppState, ctx: &TenantCtx, report: &mut SweepReport)
         let cutoff = report.started_at.checked_sub(time::Duration::days(i64::from(days))).unwrap_or(report.started_at);
         report.cutoffs.insert(dataset.as_str().into(), cutoff);
         for (name, kind, query) in deletes(dataset, cutoff, &held, limit) {
-            let (deleted, error) = if kind == DocKind::Lead {
-                delete_expired_leads(state, ctx, &query, &mut report.batches).await
-            } else {
-                delete_expired(state, ctx, kind, &query, &mut report.batches).await
-            };
+            let (deleted, error) = delete_expired(state, ctx, kind, &query, &mut report.batches).await;
             *report.deleted.entry(name.into()).or_default() += deleted;
             if let Some(error) = error {
                 report.fail(name, error_text(&error), state.clock.now());

@@ -152,19 +152,26 @@ pub async fn record_pending(
     Ok(())
 }
 
-/// Every record of `R` matching `query` (its cursor and limit aside), page by page.
-async fn all<R: Record>(store: &dyn Store, ctx: &TenantCtx, query: ListQuery) -> StoreResult<Vec<R>> {
-    let mut query = ListQuery { limit: MAX_PAGE, after: None, ..query };
-    let mut found = Vec::new();
-    loop {
-        let page: Vec<R> = store.list(ctx, &query).await?;
-        let full = page.len() == MAX_PAGE as usize;
-        query.after = page.last().map(Record::key);
-        found.extend(page);
-        if !full {
-            return Ok(found);
+/// Takes the contact entries of `leads` (and their name and email copies) out of the named
+/// organizations, adding each changed organization to `batch`; how many entries went.
+pub(crate) async fn remove_contacts(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    keys: &TenantKeys,
+    organization_ids: &BTreeSet<Uuid>,
+    leads: &BTreeSet<LeadId>,
+    batch: &mut Batch,
+) -> StoreResult<u64> {
+    let mut removed = 0;
+    for mut organization in any_of::<Organization>(store, ctx, "id", organization_ids).await? {
+        let before = organization.contacts.len();
+        organization.contacts.retain(|contact| !leads.contains(&contact.lead_id));
+        if organization.contacts.len() != before {
+            removed += (before - organization.contacts.len()) as u64;
+            batch.update(ctx, keys, &organization)?;
         }
     }
+    Ok(removed)
 }
 
 /// Every record of `R` whose `column` holds one of `values`.
@@ -178,7 +185,7 @@ pub(crate) async fn any_of<R: Record>(
     let mut found = Vec::new();
     for chunk in values.chunks(IDS_PER_QUERY) {
         let query = ListQuery { any_of: Some((column, chunk.to_vec())), ..ListQuery::default() };
-        found.extend(all::<R>(store, ctx, query).await?);
+        found.extend(store.list_all::<R>(ctx, query).await?);
     }
     Ok(found)
 }
@@ -199,7 +206,7 @@ pub async fn find(store: &dyn Store, ctx: &TenantCtx, subject: &Subject) -> Stor
     }
     for (column, key) in &lookups {
         let query = ListQuery { equals: vec![(column, Value::Bytes(key.clone()))], ..ListQuery::default() };
-        for lead in all::<Lead>(store, ctx, query).await? {
+        for lead in store.list_all::<Lead>(ctx, query).await? {
             leads.insert(lead.id.into_uuid(), lead);
         }
     }
@@ -209,7 +216,7 @@ pub async fn find(store: &dyn Store, ctx: &TenantCtx, subject: &Subject) -> Stor
     if let Some(contact) = &subject.contact_id {
         let key = Lookup::ContactId.key(&keys, contact);
         let query = ListQuery { equals: vec![("contact_key", Value::Bytes(key))], ..ListQuery::default() };
-        visitors.extend(all::<VisitorProfile>(store, ctx, query).await?.iter().map(|p| p.id.into_uuid()));
+        visitors.extend(store.list_all::<VisitorProfile>(ctx, query).await?.iter().map(|p| p.id.into_uuid()));
     }
     // Once wider: the leads the same browsers left.
     for lead in any_of::<Lead>(store, ctx, "visitor_profile_id", &visitors).await? {
@@ -328,7 +335,7 @@ async fn requests_of(
     let mut requests: BTreeMap<Uuid, SubjectRequest> = BTreeMap::new();
     for (column, key) in wanted {
         let query = ListQuery { equals: vec![(column, Value::Bytes(key))], ..ListQuery::default() };
-        for request in all::<SubjectRequest>(store, ctx, query).await? {
+        for request in store.list_all::<SubjectRequest>(ctx, query).await? {
             requests.insert(request.id.into_uuid(), request);
         }
     }
@@ -449,7 +456,7 @@ async fn block(
     let mut known: HashSet<(Vec<u8>, LedgerReason)> = HashSet::new();
     for chunk in values.chunks(IDS_PER_QUERY) {
         let query = ListQuery { any_of: Some(("subject_key", chunk.to_vec())), ..ListQuery::default() };
-        for entry in all::<LedgerEntry>(state.store.as_ref(), ctx, query).await? {
+        for entry in state.store.list_all::<LedgerEntry>(ctx, query).await? {
             if let Some(key) = from_hex(&entry.key) {
                 known.insert((key, entry.reason));
             }

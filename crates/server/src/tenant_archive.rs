@@ -10,7 +10,7 @@
 //! with the same function.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,6 @@ use steward_domain::subject::LegalHold;
 use steward_domain::{Granularity, Journey, Lead, Organization, Timestamp, VisitorProfile};
 use steward_export::archive::Archive;
 use steward_export::{DatasetName, Format, Writer};
-use steward_store::doc::MAX_PAGE;
 use steward_store::{AuditEntry, JobRecord, JobStatus, ListQuery, StoreExt, Target, TenantCtx};
 use tokio::sync::mpsc;
 
@@ -198,54 +197,36 @@ async fn build_archive(state: &AppState, ctx: &TenantCtx, key: &str) -> anyhow::
         });
     }
     small.push(("assets/users.json".into(), pretty(&users)?));
-    let holds: Vec<LegalHold> = all(state, ctx).await?;
+    let holds: Vec<LegalHold> = state.store.list_all(ctx, ListQuery::default()).await?;
     small.push(("assets/legal-holds.json".into(), pretty(&holds)?));
     small.push(("README.md".into(), readme(&tenant.name).into_bytes()));
 
     let created_at = state.clock.now();
     let manifest_tenant =
         ManifestTenant { id: tenant.id, name: tenant.name.clone(), slug: tenant.slug.as_str().to_string() };
-    let summary =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(BufWriter<std::fs::File>, Vec<ArchiveMember>)> {
-            for (path, content) in &small {
-                zip.add(path, content)?;
-                files.push(member_of(&zip, path, None, None, None));
-            }
-            let manifest = Manifest {
-                format: FORMAT_NAME.into(),
-                format_version: FORMAT_VERSION,
-                generator: format!("steward {}", env!("CARGO_PKG_VERSION")),
-                tenant: manifest_tenant,
-                created_at,
-                register: "/data-register".into(),
-                files: files.clone(),
-            };
-            zip.add("manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
-            Ok((zip.finish()?, files))
-        })
-        .await??;
-    let (out, files) = summary;
-    let file = out.into_inner().map_err(|e| anyhow::anyhow!("flushing the archive: {}", e.error()))?;
-    file.sync_all()?;
-    drop(file);
-    state.files.commit(key)?;
-    let (bytes, sha256) = hash_stored(state, key)?;
-    Ok(ArchiveSummary { bytes, sha256, files })
-}
-
-/// Every legal hold of the tenant.
-async fn all(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Vec<LegalHold>> {
-    let mut query = ListQuery { limit: MAX_PAGE, ..ListQuery::default() };
-    let mut found = Vec::new();
-    loop {
-        let page: Vec<LegalHold> = state.store.list(ctx, &query).await?;
-        let full = page.len() == MAX_PAGE as usize;
-        query.after = page.last().map(|hold| hold.id.into_uuid());
-        found.extend(page);
-        if !full {
-            return Ok(found);
+    let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<ArchiveSummary> {
+        for (path, content) in &small {
+            zip.add(path, content)?;
+            files.push(member_of(&zip, path, None, None, None));
         }
-    }
+        let manifest = Manifest {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            generator: format!("steward {}", env!("CARGO_PKG_VERSION")),
+            tenant: manifest_tenant,
+            created_at,
+            register: "/data-register".into(),
+            files: files.clone(),
+        };
+        zip.add("manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
+        let out = zip.finish()?;
+        let file = out.into_inner().map_err(|e| anyhow::anyhow!("flushing the archive: {}", e.error()))?;
+        let (bytes, sha256) = hash_file(file)?;
+        Ok(ArchiveSummary { bytes, sha256, files })
+    })
+    .await??;
+    state.files.commit(key)?;
+    Ok(summary)
 }
 
 fn pretty<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<Vec<u8>> {
@@ -349,26 +330,22 @@ fn start_of_day(at: Timestamp) -> Timestamp {
     Timestamp::from_datetime(at.as_datetime().replace_time(time::Time::MIDNIGHT))
 }
 
-/// Size and SHA-256 of a committed file, read back from the store.
-fn hash_stored(state: &AppState, key: &str) -> anyhow::Result<(u64, String)> {
-    let (mut file, length) =
-        state.files.open(key)?.ok_or_else(|| anyhow::anyhow!("the archive {key} vanished after commit"))?;
+/// Size and SHA-256 of the written archive, read back from its start: the ZIP writer seeks back
+/// into what it wrote, so the bytes cannot be hashed on their way out.
+fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, String)> {
+    file.seek(std::io::SeekFrom::Start(0))?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut HashWriter(&mut hasher))?;
-    Ok((length, steward_store::records::to_hex(&hasher.finalize())))
-}
-
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
+    let mut buffer = vec![0; 256 * 1024];
+    let mut bytes = 0;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        bytes += read as u64;
+        hasher.update(&buffer[..read]);
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    Ok((bytes, steward_store::records::to_hex(&hasher.finalize())))
 }
 
 fn readme(tenant: &str) -> String {
@@ -405,7 +382,7 @@ fn readme(tenant: &str) -> String {
 }
 
 /// A tenant archive asked for through the API, kept as the job row's JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchiveJob {
     /// Files written so far (of about 20).
     pub files_written: u64,
@@ -417,18 +394,6 @@ pub struct ArchiveJob {
     /// After this the file is gone.
     pub expires_at: Option<Timestamp>,
     pub error: Option<String>,
-}
-
-impl ArchiveJob {
-    pub fn new() -> Self {
-        Self { files_written: 0, summary: None, file: None, finished_at: None, expires_at: None, error: None }
-    }
-}
-
-impl Default for ArchiveJob {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// Claims and builds one queued tenant archive; false when none was waiting. A worker that
@@ -500,7 +465,7 @@ pub fn queue(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<JobRecord> {
         status: JobStatus::Queued,
         created_at: state.clock.now(),
         attempts: 0,
-        data: serde_json::to_value(ArchiveJob::new())?,
+        data: serde_json::to_value(ArchiveJob::default())?,
     })
 }
 

@@ -326,6 +326,21 @@ pub trait StoreExt: Store {
         docs.iter().map(|doc| decode_doc(ctx, &keys, R::KIND, doc)).collect()
     }
 
+    /// Every record of `R` matching `query` (its cursor and limit aside), page by page.
+    async fn list_all<R: Record>(&self, ctx: &TenantCtx, query: ListQuery) -> StoreResult<Vec<R>> {
+        let mut query = ListQuery { limit: crate::doc::MAX_PAGE, after: None, ..query };
+        let mut found = Vec::new();
+        loop {
+            let page: Vec<R> = self.list(ctx, &query).await?;
+            let full = page.len() == crate::doc::MAX_PAGE as usize;
+            query.after = page.last().map(Record::key);
+            found.extend(page);
+            if !full {
+                return Ok(found);
+            }
+        }
+    }
+
     async fn count<R: Record>(&self, ctx: &TenantCtx) -> StoreResult<u64> {
         self.count_docs(ctx, R::KIND).await
     }

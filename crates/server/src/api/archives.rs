@@ -63,7 +63,7 @@ pub async fn create_tenant_archive(State(state): State<AppState>, caller: Caller
     let detail = serde_json::json!({ "job": job.id });
     audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "archive.queued", target, detail)).await?;
     let location = format!("/api/v1/archives/{}", job.id);
-    let mut response = (StatusCode::ACCEPTED, Json(view(&job, ArchiveJob::new()))).into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(view(&job, ArchiveJob::default()))).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }

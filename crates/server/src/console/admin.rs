@@ -18,7 +18,7 @@ use steward_store::{ActorKind, AuditQuery, ListQuery, StoreExt, Target};
 
 use super::records::day_range;
 use super::views::{self, when};
-use super::{ConsoleError, Signed, acting, check_csrf, chrome, page, permitted, security};
+use super::{ConsoleError, Signed, acting, check_csrf, chrome, page, param, permitted, security};
 use crate::state::AppState;
 
 const AUDIT_PAGE: u32 = 100;
@@ -36,10 +36,6 @@ pub fn router() -> Router<AppState> {
 }
 
 type Params = Query<HashMap<String, String>>;
-
-fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
-    params.get(name).map_or("", |value| value.trim())
-}
 
 // ---- audit log --------------------------------------------------------------------------
 

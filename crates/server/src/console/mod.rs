@@ -307,6 +307,11 @@ pub(crate) fn peer_network() -> Option<steward_domain::IpNetwork> {
     PEER.try_with(|network| *network).ok().flatten()
 }
 
+/// A form field or query parameter, trimmed; empty when absent.
+fn param<'a>(params: &'a std::collections::HashMap<String, String>, name: &str) -> &'a str {
+    params.get(name).map_or("", |value| value.trim())
+}
+
 /// What every page's frame shows of the signed-in user.
 fn chrome<'a>(signed: &'a Signed, csrf: &'a str, current: &'a str) -> views::Chrome<'a> {
     views::Chrome { email: signed.user.email.as_str(), role: signed.user.role, csrf, current, refresh: None }

@@ -25,7 +25,7 @@ use steward_store::{DocKind, ListQuery, Lookup, Record, Store, StoreExt, StoreRe
 use uuid::Uuid;
 
 use super::views::{self, day, or_dash, when};
-use super::{ConsoleError, charts, chrome, page, permitted, security};
+use super::{ConsoleError, charts, chrome, page, param, permitted, security};
 use crate::api::common::{decode_cursor, encode_cursor};
 use crate::state::AppState;
 
@@ -47,10 +47,6 @@ pub fn router() -> Router<AppState> {
 }
 
 type Params = Query<HashMap<String, String>>;
-
-fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
-    params.get(name).map_or("", |value| value.trim())
-}
 
 /// A `YYYY-MM-DD` day as its midnight (UTC).
 pub fn parse_day(text: &str) -> Option<Timestamp> {

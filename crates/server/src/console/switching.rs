@@ -17,7 +17,7 @@ use steward_domain::switching::{DestinationInput, SwitchingAction, SwitchingRequ
 use steward_store::{ListQuery, StoreExt};
 
 use super::views::{self, when};
-use super::{ConsoleError, Signed, acting, check_csrf, chrome, page, permitted, security};
+use super::{ConsoleError, Signed, acting, check_csrf, chrome, page, param, permitted, security};
 use crate::api::switching::{SwitchingInput, SwitchingView, archive_response, cancel, extend, start};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -30,10 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/console/switching/{id}/extend", post(extend_request))
         .route("/console/switching/{id}/cancel", post(cancel_request))
         .route("/console/switching/{id}/archive", get(download))
-}
-
-fn param<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
-    form.get(name).map_or("", |value| value.trim())
 }
 
 fn text(form: &HashMap<String, String>, name: &str) -> Option<String> {
