@@ -99,13 +99,18 @@ pub fn generate(config: &DemoConfig) -> DemoData {
     data
 }
 
-/// `count` standalone leads (no visitor or organization links) in the configured period, for
-/// benchmarks that need many rows without the rest of a tenant. Deterministic like [`generate`].
+/// `count` standalone leads (no visitor or organization links) in the configured period, oldest
+/// first, for benchmarks that need many rows without the rest of a tenant. Deterministic like
+/// [`generate`].
 pub fn lead_stream(config: &DemoConfig, count: usize) -> impl Iterator<Item = Lead> + use<> {
     let mut generator = Generator::new(config);
     let (start, end) = (config.start.unix_micros(), config.end.unix_micros());
-    (0..count).map(move |_| {
-        let created_at = generator.time_between(start, end);
+    // In the order they would have been captured: the period cut in `count` equal slots, one
+    // lead at a random time in each, so ids (time-ordered) grow as a live store's do.
+    let slot = ((end - start) / i64::try_from(count.max(1)).unwrap_or(i64::MAX)).max(1);
+    (0..count).map(move |n| {
+        let from = start.saturating_add(slot.saturating_mul(n as i64)).min(end);
+        let created_at = generator.time_between(from, from.saturating_add(slot).min(end));
         generator.lead(created_at, None, None, None)
     })
 }

@@ -169,4 +169,11 @@ fn lead_stream_yields_the_requested_number_of_valid_standalone_leads() {
     assert_eq!(leads, again);
     let ids: HashSet<_> = leads.iter().map(|l| l.id).collect();
     assert_eq!(ids.len(), 1_000);
+    // In capture order across the whole period, as a live store receives them.
+    assert!(leads.windows(2).all(|pair| pair[0].created_at < pair[1].created_at), "oldest first");
+    let config = config();
+    let (first, last) = (leads[0].created_at, leads[999].created_at);
+    let span = config.end.unix_micros() - config.start.unix_micros();
+    assert!(first.unix_micros() - config.start.unix_micros() < span / 500, "starts at the period's start");
+    assert!(config.end.unix_micros() - last.unix_micros() < span / 500, "ends at the period's end");
 }

@@ -96,7 +96,7 @@ macro_rules! define_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                let text = crate::text::cow_str(deserializer)?;
                 Self::parse(&text).map_err(serde::de::Error::custom)
             }
         }

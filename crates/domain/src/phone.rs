@@ -59,7 +59,7 @@ impl Serialize for Phone {
 /// is parsed in full.
 impl<'de> Deserialize<'de> for Phone {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let text = crate::text::cow_str(deserializer)?;
         if is_e164(&text) {
             return Ok(Self(text.into_owned()));
         }

@@ -165,7 +165,7 @@ impl Serialize for PeriodStart {
 
 impl<'de> Deserialize<'de> for PeriodStart {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let text = crate::text::cow_str(deserializer)?;
         Self::parse(&text).ok_or_else(|| serde::de::Error::custom("is not an RFC 3339 full-date (YYYY-MM-DD)"))
     }
 }

@@ -73,7 +73,7 @@ impl Serialize for Scope {
 
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let text = crate::text::cow_str(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -91,7 +91,7 @@ impl Serialize for WebUrl {
 
 impl<'de> Deserialize<'de> for WebUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let text = crate::text::cow_str(deserializer)?;
         if crate::trust::is_trusted() {
             return Ok(Self::from_trusted(text.into_owned()));
         }

@@ -67,10 +67,9 @@ impl<W: Write> CsvSink<W> {
                 }
                 Cell::Bool(b) => self.writer.write_field(if b { "true" } else { "false" })?,
                 Cell::Time(at) => {
-                    use std::fmt::Write as _;
-                    self.scratch.clear();
-                    let _ = write!(self.scratch, "{at}");
-                    self.writer.write_field(self.scratch.as_bytes())?
+                    let mut buffer = [0; steward_domain::time::RFC3339_MAX];
+                    let length = at.write_rfc3339(&mut buffer);
+                    self.writer.write_field(&buffer[..length])?
                 }
                 Cell::Uuid(id) => {
                     let mut buffer = uuid::Uuid::encode_buffer();

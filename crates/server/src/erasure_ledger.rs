@@ -152,7 +152,6 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
     for lead in leads.values() {
         batch.delete(ctx, DocKind::Lead, lead.id.into_uuid());
     }
-    store.write_docs(batch.writes()).await?;
     report.erased = BTreeMap::from([
         ("leads".to_string(), leads.len() as u64),
         ("visitor_profiles".to_string(), profiles.len() as u64),
@@ -164,9 +163,9 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
     let detail =
         serde_json::json!({"erased": report.erased, "ledger_entries_restored": report.ledger_entries_restored});
     let target = Target { kind: "erasure_ledger".into(), count: total, ids: Vec::new() };
-    crate::api::audit::record(state, ctx, crate::api::audit::by_system(state, "erasure.reapplied", target, detail))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The erasures and their entry in one transaction.
+    let draft = crate::api::audit::by_system(state, "erasure.reapplied", target, detail);
+    store.write_docs_audited(batch.writes(), ctx, &[draft]).await?;
     Ok(report)
 }
 

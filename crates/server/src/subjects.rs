@@ -142,14 +142,12 @@ pub async fn record_pending(
     if let Some(subject) = &request.subject {
         request.subject_keys = subject_keys(&*store.keys(ctx)?, subject);
     }
-    store.insert(ctx, std::slice::from_ref(request)).await?;
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({
         "request": request.id, "kind": request.kind.as_str(), "origin": request.origin.as_str(),
         "received_at": request.received_at, "due_at": request.due_at,
     });
-    store.audit(ctx, &acting.draft(now, action, target, detail)).await?;
-    Ok(())
+    store.insert_audited(ctx, std::slice::from_ref(request), &acting.draft(now, action, target, detail)).await
 }
 
 /// Takes the contact entries of `leads` (and their name and email copies) out of the named
@@ -389,18 +387,19 @@ pub async fn execute(
         } else {
             batch.insert(ctx, &keys, &completed)?;
         }
-        match state.store.write_docs(batch.writes()).await {
-            Ok(()) => {
+        let counts = completed.report.as_ref().map(|r| r.counts.clone()).unwrap_or_default();
+        let total = counts.values().sum();
+        let target = Target { kind: "subject_request".into(), count: total, ids: vec![completed.id.into_uuid()] };
+        let action = format!("subject_request.{}", completed_action(completed.kind));
+        let detail = serde_json::json!({
+            "request": completed.id, "kind": completed.kind.as_str(), "counts": counts,
+            "received_at": completed.received_at, "due_at": completed.due_at, "changes": detail,
+        });
+        // The changes, the completed request and the entry recording them: one transaction.
+        let draft = acting.draft(now, &action, target, detail);
+        match state.store.write_docs_audited(batch.writes(), ctx, &[draft]).await {
+            Ok(_) => {
                 *request = completed;
-                let counts = request.report.as_ref().map(|r| r.counts.clone()).unwrap_or_default();
-                let total = counts.values().sum();
-                let target = Target { kind: "subject_request".into(), count: total, ids: vec![request.id.into_uuid()] };
-                let action = format!("subject_request.{}", completed_action(request.kind));
-                let detail = serde_json::json!({
-                    "request": request.id, "kind": request.kind.as_str(), "counts": counts,
-                    "received_at": request.received_at, "due_at": request.due_at, "changes": detail,
-                });
-                crate::api::audit::record(state, ctx, acting.draft(now, &action, target, detail)).await?;
                 return Ok(());
             }
             Err(StoreError::MissingReference { .. }) if attempt < 2 => continue,

@@ -125,19 +125,22 @@ async fn advance_tenant(state: &AppState, ctx: &TenantCtx, report: &mut AdvanceR
                 SwitchingDue::StartTransitional => {
                     request.start_transitional(now);
                     request.step(now, "transitional_started", system(), None);
-                    audit(state, ctx, &request, "switching.transitional_started", serde_json::json!({})).await?;
+                    let mut drafts =
+                        vec![draft(state, &request, "switching.transitional_started", serde_json::json!({}))];
                     if request.action != SwitchingAction::Erase {
-                        build_archive(state, ctx, &mut request, false).await?;
+                        drafts.push(build_archive(state, ctx, &mut request, false).await?);
                     }
+                    save(state, ctx, &request, &drafts).await?;
                     "transitional_started"
                 }
                 SwitchingDue::EndTransitional => {
                     // The service ran unchanged until now: this archive holds everything.
-                    build_archive(state, ctx, &mut request, true).await?;
+                    let built = build_archive(state, ctx, &mut request, true).await?;
                     request.end_transitional(now);
                     request.step(now, "transitional_ended", system(), None);
                     let detail = serde_json::json!({ "retrieval_ends_at": request.retrieval_ends_at });
-                    audit(state, ctx, &request, "switching.transitional_ended", detail).await?;
+                    let ended = draft(state, &request, "switching.transitional_ended", detail);
+                    save(state, ctx, &request, &[built, ended]).await?;
                     "transitional_ended"
                 }
                 SwitchingDue::EndRetrieval => {
@@ -145,7 +148,7 @@ async fn advance_tenant(state: &AppState, ctx: &TenantCtx, report: &mut AdvanceR
                     request.archive_removed(now);
                     request.step(now, "archive_removed", system(), None);
                     let detail = serde_json::json!({ "erasure_due_at": request.erasure_due_at });
-                    audit(state, ctx, &request, "switching.archive_removed", detail).await?;
+                    save(state, ctx, &request, &[draft(state, &request, "switching.archive_removed", detail)]).await?;
                     "archive_removed"
                 }
                 SwitchingDue::Erase => {
@@ -160,7 +163,6 @@ async fn advance_tenant(state: &AppState, ctx: &TenantCtx, report: &mut AdvanceR
                     return Ok(());
                 }
             };
-            save(state, ctx, &request).await?;
             report.steps.push(AdvanceStep {
                 tenant_id: ctx.tenant_id(),
                 request_id: request.id,
@@ -176,24 +178,23 @@ fn system() -> (&'static str, Option<String>) {
     ("system", None)
 }
 
-async fn save(state: &AppState, ctx: &TenantCtx, request: &SwitchingRequest) -> anyhow::Result<()> {
-    if state.store.update(ctx, request).await? {
+/// An audit entry by Steward itself about a step of the request.
+fn draft(state: &AppState, request: &SwitchingRequest, action: &str, detail: serde_json::Value) -> AuditDraft {
+    crate::api::audit::by_system(state, action, target(request), with_request(request, detail))
+}
+
+/// Saves a step of the request with the audit entries recording it, in one transaction.
+async fn save(
+    state: &AppState,
+    ctx: &TenantCtx,
+    request: &SwitchingRequest,
+    drafts: &[AuditDraft],
+) -> anyhow::Result<()> {
+    if state.store.update_audited(ctx, request, drafts).await? {
         Ok(())
     } else {
         anyhow::bail!("switching request {} is no longer stored", request.id)
     }
-}
-
-async fn audit(
-    state: &AppState,
-    ctx: &TenantCtx,
-    request: &SwitchingRequest,
-    action: &str,
-    detail: serde_json::Value,
-) -> anyhow::Result<()> {
-    let draft = crate::api::audit::by_system(state, action, target(request), with_request(request, detail));
-    state.store.audit(ctx, &draft).await?;
-    Ok(())
 }
 
 /// The audit target of a request.
@@ -217,7 +218,7 @@ async fn build_archive(
     ctx: &TenantCtx,
     request: &mut SwitchingRequest,
     complete: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<AuditDraft> {
     let key = archive_key(ctx.tenant_id(), request.id);
     let summary = crate::tenant_archive::build(state, ctx, &key).await?;
     let now = state.clock.now();
@@ -227,7 +228,7 @@ async fn build_archive(
     let detail = serde_json::json!({
         "bytes": summary.bytes, "sha256": summary.sha256, "complete": complete, "files": summary.files.len(),
     });
-    audit(state, ctx, request, "switching.archive_built", detail).await
+    Ok(draft(state, request, "switching.archive_built", detail))
 }
 
 /// One store in the attestation and when it was erased.
@@ -529,7 +530,6 @@ pub async fn declare_infeasible(
     let now = state.clock.now();
     request.declare_infeasible(until, reason.clone(), now)?;
     request.step(now, "infeasible", ("operator", None), Some(reason));
-    save(state, ctx, &request).await?;
     let detail = serde_json::json!({
         "alternative_ends_at": until, "retrieval_ends_at": request.retrieval_ends_at,
     });
@@ -541,7 +541,7 @@ pub async fn declare_infeasible(
         detail: with_request(&request, detail),
         ip_network: None,
     };
-    state.store.audit(ctx, &draft).await.map_err(anyhow::Error::from)?;
+    save(state, ctx, &request, std::slice::from_ref(&draft)).await?;
     Ok(request)
 }
 

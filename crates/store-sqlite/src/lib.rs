@@ -14,8 +14,8 @@ use steward_domain::{
 };
 use steward_store::sql::{self, Dialect, Statement};
 use steward_store::{
-    AuditQuery, AuditRow, Doc, DocKind, DocRow, DocWrite, JobRecord, JobStatus, ListQuery, Store, StoreError,
-    StoreResult, TenantCtx, Value, Vault,
+    AuditDraft, AuditEntry, AuditQuery, AuditRow, Doc, DocKind, DocRow, DocWrite, JobRecord, JobStatus, ListQuery,
+    Store, StoreError, StoreResult, TenantCtx, Value, Vault,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -224,6 +224,80 @@ fn map_error(field: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 
 fn id_bytes(id: &Uuid) -> &[u8] {
     id.as_bytes().as_slice()
+}
+
+impl SqliteStore {
+    /// `writes` in one transaction, in order, and then, when `audit` is given, its entries chained
+    /// to the newest one read inside the same transaction.
+    async fn transact(
+        &self,
+        writes: &[DocWrite],
+        audit: Option<(&TenantCtx, &[AuditDraft])>,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let keys = audit.map(|(ctx, _)| self.vault().keys(ctx.tenant_id())).transpose()?;
+        // Two appends at once both build entry n; the second fails on the taken number and is
+        // tried again, its writes with it, on top of the first.
+        'attempt: for _ in 0..32 {
+            let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+            let mut outcome = Ok(Vec::new());
+            for (statement, must_change) in sql::write_docs(Dialect::Sqlite, writes) {
+                match bind(&statement).execute(&mut *tx).await {
+                    Ok(result) if must_change && result.rows_affected() == 0 => {
+                        outcome = Err(StoreError::MissingReference { field: "id" });
+                    }
+                    Ok(_) => continue,
+                    Err(error) => outcome = Err(map_error("id")(error)),
+                }
+                break;
+            }
+            if let (Ok(entries), Some((ctx, drafts)), Some(keys)) = (&mut outcome, audit, &keys) {
+                // After the writes: on SQLite they hold the write lock by now, so the newest
+                // entry read here is the newest there is.
+                let newest = sql::list_audit(Dialect::Sqlite, ctx, &AuditQuery::default(), true);
+                let mut last = match bind(&newest).fetch_all(&mut *tx).await {
+                    Ok(rows) => rows.first().map(read_audit).transpose(),
+                    Err(error) => Err(StoreError::backend(error)),
+                };
+                for draft in drafts {
+                    let row = match &last {
+                        Ok(previous) => steward_store::audit::next_row(ctx, keys, previous.as_ref(), draft),
+                        Err(_) => break,
+                    };
+                    let insert = sql::insert_audit(Dialect::Sqlite, ctx, &row);
+                    match bind(&insert).execute(&mut *tx).await.map_err(map_error("seq")) {
+                        Ok(_) => match steward_store::audit::open_row(ctx, keys, &row) {
+                            Ok(entry) => {
+                                entries.push(entry);
+                                last = Ok(Some(row));
+                            }
+                            Err(error) => last = Err(error),
+                        },
+                        Err(StoreError::Conflict { .. }) => {
+                            let _ = tx.rollback().await;
+                            continue 'attempt;
+                        }
+                        Err(error) => last = Err(error),
+                    }
+                }
+                if let Err(error) = last {
+                    outcome = Err(error);
+                }
+            }
+            return match outcome {
+                Ok(entries) => {
+                    tx.commit().await.map_err(StoreError::backend)?;
+                    Ok(entries)
+                }
+                Err(failure) => {
+                    // Rolled back now, not when the pool next lends this connection: until then
+                    // its locks would stall a retry of the same rows on another connection.
+                    let _ = tx.rollback().await;
+                    Err(failure)
+                }
+            };
+        }
+        Err(StoreError::Corrupt("the audit log stayed busy for 32 attempts; nothing was written".into()))
+    }
 }
 
 #[async_trait]
@@ -497,21 +571,21 @@ impl Store for SqliteStore {
     }
 
     async fn write_docs(&self, writes: &[DocWrite]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
-        for (statement, must_change) in sql::write_docs(Dialect::Sqlite, writes) {
-            let failure = match bind(&statement).execute(&mut *tx).await {
-                Ok(result) if must_change && result.rows_affected() == 0 => {
-                    StoreError::MissingReference { field: "id" }
-                }
-                Ok(_) => continue,
-                Err(error) => map_error("id")(error),
-            };
-            // Rolled back now, not when the pool next lends this connection: until then its
-            // locks would stall a retry of the same rows on another connection.
-            let _ = tx.rollback().await;
-            return Err(failure);
+        self.transact(writes, None).await.map(|_| ())
+    }
+
+    async fn write_docs_audited(
+        &self,
+        writes: &[DocWrite],
+        ctx: &TenantCtx,
+        drafts: &[AuditDraft],
+    ) -> StoreResult<Vec<AuditEntry>> {
+        if writes.is_empty() && drafts.len() == 1 {
+            // Nothing to write with it: a plain append (on SQLite, a transaction that began by
+            // reading could not take the write lock once another connection has written).
+            return Ok(vec![steward_store::StoreExt::audit(self, ctx, &drafts[0]).await?]);
         }
-        tx.commit().await.map_err(StoreError::backend)
+        self.transact(writes, Some((ctx, drafts))).await
     }
 
     async fn get_doc(&self, ctx: &TenantCtx, kind: DocKind, id: Uuid) -> StoreResult<Option<Doc>> {

@@ -24,7 +24,21 @@ pub fn encode<R: Serialize>(record: &R, keys: &TenantKeys, context: &[u8]) -> Re
 }
 
 pub fn decode<R: DeserializeOwned>(body: &[u8], keys: &TenantKeys, context: &[u8]) -> Result<R, StoreError> {
-    let json = keys.open(context, body)?;
-    // Authenticated above: these bytes are what `encode` wrote from validated values.
-    steward_domain::trust::trusted(|| serde_json::from_slice(&json)).map_err(|e| StoreError::Corrupt(e.to_string()))
+    parse(&keys.open(context, body)?)
+}
+
+/// [`decode`] of a body the caller owns and no longer needs: it is decrypted where it lies.
+pub fn decode_in_place<R: DeserializeOwned>(
+    body: &mut [u8],
+    keys: &TenantKeys,
+    context: &[u8],
+) -> Result<R, StoreError> {
+    parse(keys.open_in_place(context, body)?)
+}
+
+/// Authenticated by the caller: these bytes are what `encode` wrote from validated values. The
+/// text is checked as UTF-8 once, not string by string.
+fn parse<R: DeserializeOwned>(json: &[u8]) -> Result<R, StoreError> {
+    let text = std::str::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    steward_domain::trust::trusted(|| serde_json::from_str(text)).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

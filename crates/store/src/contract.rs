@@ -37,6 +37,7 @@ macro_rules! contract_suite {
             jobs_are_claimed_once_and_again_when_their_lease_ends,
             update_replaces_and_delete_removes,
             a_batch_of_writes_applies_whole_or_not_at_all,
+            an_audited_batch_lands_with_its_entry_or_neither_does,
             a_day_has_one_salt_and_old_salts_are_deleted,
             another_tenant_sees_nothing,
             bodies_are_sealed_and_bound_to_their_row,
@@ -561,6 +562,69 @@ pub async fn a_batch_of_writes_applies_whole_or_not_at_all(store: &dyn Store) {
     deleting.delete(&a, DocKind::Organization, gone.id.into_uuid());
     assert!(store.write_docs(deleting.writes()).await.is_err());
     assert_eq!(store.count::<Lead>(&a).await.unwrap(), 3);
+}
+
+fn draft(action: &str, count: u64) -> crate::AuditDraft {
+    crate::AuditDraft {
+        at: Timestamp::now(),
+        actor: crate::Actor { kind: crate::ActorKind::System, id: None },
+        action: action.into(),
+        target: crate::Target { kind: "lead".into(), count, ids: Vec::new() },
+        detail: json!({"count": count}),
+        ip_network: None,
+    }
+}
+
+pub async fn an_audited_batch_lands_with_its_entry_or_neither_does(store: &dyn Store) {
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let keys = store.keys(&a).unwrap();
+    store.audit(&a, &draft("test.first", 0)).await.unwrap();
+    let stray = lead(9);
+    store.insert(&b, std::slice::from_ref(&stray)).await.unwrap();
+
+    let mut batch = crate::Batch::default();
+    let fresh: Vec<Lead> = (1..4).map(lead).collect();
+    for record in &fresh {
+        batch.insert(&a, &keys, record).unwrap();
+    }
+    let drafts = [draft("lead.imported", 3), draft("lead.scored", 3)];
+    let entries = store.write_docs_audited(batch.writes(), &a, &drafts).await.unwrap();
+    let summary: Vec<(i64, &str)> = entries.iter().map(|e| (e.seq, e.action.as_str())).collect();
+    assert_eq!(summary, [(2, "lead.imported"), (3, "lead.scored")]);
+    assert_eq!(entries[1].prev_hash, entries[0].hash, "chained in order");
+    assert_eq!(store.count::<Lead>(&a).await.unwrap(), 3);
+
+    // A batch that fails (here: it deletes another tenant's row) takes its entry with it.
+    let mut failing = crate::Batch::default();
+    let late = lead(5);
+    failing.insert(&a, &keys, &late).unwrap();
+    failing.delete(&a, DocKind::Lead, stray.id.into_uuid());
+    let error = store.write_docs_audited(failing.writes(), &a, &[draft("lead.deleted", 2)]).await.unwrap_err();
+    assert!(matches!(error, StoreError::MissingReference { field: "id" }), "{error:?}");
+    assert_eq!(store.get::<Lead>(&a, late.id.into_uuid()).await.unwrap(), None, "nothing half-written");
+    let all = crate::AuditQuery { limit: crate::doc::MAX_PAGE, ..crate::AuditQuery::default() };
+    let actions: Vec<String> = store.list_audit(&a, &all, false).await.unwrap().into_iter().map(|r| r.action).collect();
+    assert_eq!(actions, ["test.first", "lead.imported", "lead.scored"], "no entry for a change that did not happen");
+
+    // Audited batches and plain appends racing each other: every one lands once, in one chain.
+    let writer = |n: u32| {
+        let keys = keys.clone();
+        async move {
+            for round in 0..5 {
+                let mut batch = crate::Batch::default();
+                batch.insert(&a, &keys, &lead(100 * n + round)).unwrap();
+                store.write_docs_audited(batch.writes(), &a, &[draft("lead.created", 1)]).await.unwrap();
+                store.audit(&a, &draft("test.read", 0)).await.unwrap();
+            }
+        }
+    };
+    tokio::join!(writer(1), writer(2), writer(3), writer(4));
+    let verification = store.verify_audit(&a).await.unwrap();
+    assert!(verification.valid, "{verification:?}");
+    assert_eq!(verification.entries, 3 + 4 * 5 * 2);
+    assert_eq!(store.count::<Lead>(&a).await.unwrap(), 3 + 4 * 5);
+    assert!(store.list_audit(&b, &all, false).await.unwrap().is_empty(), "the other tenant's log is untouched");
 }
 
 pub async fn a_day_has_one_salt_and_old_salts_are_deleted(store: &dyn Store) {

@@ -172,6 +172,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `MissingReference { field: "id" }`. Consecutive inserts of one tenant and kind travel
     /// in multi-row statements.
     async fn write_docs(&self, writes: &[DocWrite]) -> StoreResult<()>;
+    /// [`Store::write_docs`] and the audit entries that record them in one transaction: all
+    /// or nothing. The entries are chained, in order, to the newest one read inside the
+    /// transaction; when another entry took that number first, the whole transaction is tried
+    /// again.
+    async fn write_docs_audited(
+        &self,
+        writes: &[DocWrite],
+        ctx: &TenantCtx,
+        drafts: &[AuditDraft],
+    ) -> StoreResult<Vec<AuditEntry>>;
     /// Every row matching the query's filters (its cursor and limit aside) in id order, sent in
     /// pages of up to [`MAX_PAGE`] until the end or until `pages` closes: the bulk read of
     /// exports. The default pages through [`Store::list_docs`]; a backend with a faster way

@@ -303,6 +303,29 @@ pub trait StoreExt: Store {
         self.insert_docs(ctx, R::KIND, &rows).await
     }
 
+    /// Stores new records and the audit entry recording them in one transaction.
+    async fn insert_audited<R: Record>(&self, ctx: &TenantCtx, records: &[R], draft: &AuditDraft) -> StoreResult<()> {
+        let keys = self.keys(ctx)?;
+        let mut batch = Batch::default();
+        for record in records {
+            batch.insert(ctx, &keys, record)?;
+        }
+        self.write_docs_audited(batch.writes(), ctx, std::slice::from_ref(draft)).await.map(|_| ())
+    }
+
+    /// Replaces a stored record and appends the audit entries recording the change, in one
+    /// transaction; false, and no entry, when the record is no longer stored.
+    async fn update_audited<R: Record>(&self, ctx: &TenantCtx, record: &R, drafts: &[AuditDraft]) -> StoreResult<bool> {
+        let keys = self.keys(ctx)?;
+        let mut batch = Batch::default();
+        batch.update(ctx, &keys, record)?;
+        match self.write_docs_audited(batch.writes(), ctx, drafts).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::MissingReference { field: "id" }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     async fn get<R: Record>(&self, ctx: &TenantCtx, id: Uuid) -> StoreResult<Option<R>> {
         match self.get_doc(ctx, R::KIND, id).await? {
             Some(doc) => decode_doc(ctx, &*self.keys(ctx)?, R::KIND, &doc).map(Some),
@@ -393,4 +416,15 @@ impl<S: Store + ?Sized> StoreExt for S {}
 /// Opens a stored body; the context binds it to its row.
 pub fn decode_doc<R: Record>(ctx: &TenantCtx, keys: &TenantKeys, kind: DocKind, doc: &Doc) -> StoreResult<R> {
     codec::decode(&doc.body, keys, &codec::context(ctx, kind, &doc.id))
+}
+
+/// [`decode_doc`] that decrypts the body where it lies: for bulk reads done with each row once
+/// it is opened (the body is left unreadable).
+pub fn decode_doc_in_place<R: Record>(
+    ctx: &TenantCtx,
+    keys: &TenantKeys,
+    kind: DocKind,
+    doc: &mut Doc,
+) -> StoreResult<R> {
+    codec::decode_in_place(&mut doc.body, keys, &codec::context(ctx, kind, &doc.id))
 }

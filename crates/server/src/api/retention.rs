@@ -331,9 +331,9 @@ pub(crate) async fn place_hold(
         let message = format!("no {} with this id exists in your tenant", hold.scope.as_str().replace('_', " "));
         return Err(ApiError::Validation(ValidationErrors::single("record_id", message)));
     }
-    state.store.insert(ctx, std::slice::from_ref(&hold)).await?;
     let target = Target { kind: "legal_hold".into(), count: 1, ids: vec![hold.id.into_uuid()] };
-    audit::record(state, ctx, acting.draft(state.clock.now(), "legal_hold.placed", target, hold_detail(&hold))).await?;
+    let entry = acting.draft(state.clock.now(), "legal_hold.placed", target, hold_detail(&hold));
+    state.store.insert_audited(ctx, std::slice::from_ref(&hold), &entry).await?;
     Ok(hold)
 }
 
@@ -342,13 +342,15 @@ pub(crate) async fn release_hold(state: &AppState, ctx: &TenantCtx, acting: &Act
     let not_found = || ApiError::not_found("legal hold");
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     let hold = state.store.get::<LegalHold>(ctx, id).await?.ok_or_else(not_found)?;
-    if !state.store.delete::<LegalHold>(ctx, id).await? {
-        return Err(not_found());
-    }
     let target = Target { kind: "legal_hold".into(), count: 1, ids: vec![id] };
-    audit::record(state, ctx, acting.draft(state.clock.now(), "legal_hold.released", target, hold_detail(&hold)))
-        .await?;
-    Ok(())
+    let entry = acting.draft(state.clock.now(), "legal_hold.released", target, hold_detail(&hold));
+    let mut batch = steward_store::Batch::default();
+    batch.delete(ctx, DocKind::LegalHold, id);
+    match state.store.write_docs_audited(batch.writes(), ctx, &[entry]).await {
+        Ok(_) => Ok(()),
+        Err(steward_store::StoreError::MissingReference { .. }) => Err(not_found()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Releases a legal hold: its records are subject to retention again from the next sweep.

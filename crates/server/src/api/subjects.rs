@@ -11,7 +11,7 @@ use steward_domain::subject::{
     RectificationInput, RequestKind, RequestOrigin, RequestStatus, SubjectInput, SubjectRequest,
 };
 use steward_domain::{Scope, Timestamp, ValidationErrors};
-use steward_store::{Actor, ActorKind, StoreExt, Target, TenantCtx, Value};
+use steward_store::{Actor, ActorKind, AuditDraft, StoreExt, Target, TenantCtx, Value};
 
 use super::common::{JsonBody, ListParams, Page, encode_cursor, from_json, page_response};
 use crate::auth::Caller;
@@ -373,10 +373,9 @@ pub(crate) async fn extend(
     let now = state.clock.now();
     request.extend(months, reason.clone(), now).map_err(|detail| ApiError::Conflict(detail, Vec::new()))?;
     request.step(now, "extended", acting.step_actor(), Some(reason));
-    save(state, ctx, request).await?;
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({ "request": request.id, "months": months, "due_at": request.due_at });
-    crate::api::audit::record(state, ctx, acting.draft(now, "subject_request.extended", target, detail)).await?;
+    save(state, ctx, request, &acting.draft(now, "subject_request.extended", target, detail)).await?;
     Ok(())
 }
 
@@ -390,8 +389,13 @@ fn required_reason(mut errors: ValidationErrors, reason: Option<String>, why: &s
     errors.finish(|| reason.unwrap_or_default()).map_err(ApiError::Validation)
 }
 
-async fn save(state: &AppState, ctx: &TenantCtx, request: &SubjectRequest) -> Result<(), ApiError> {
-    if state.store.update(ctx, request).await? { Ok(()) } else { Err(ApiError::not_found("data-subject request")) }
+/// Saves the request with the audit entry recording the change, in one transaction.
+async fn save(state: &AppState, ctx: &TenantCtx, request: &SubjectRequest, entry: &AuditDraft) -> Result<(), ApiError> {
+    if state.store.update_audited(ctx, request, std::slice::from_ref(entry)).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("data-subject request"))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -440,10 +444,9 @@ pub(crate) async fn reject(
     let now = state.clock.now();
     request.step(now, "rejected", acting.step_actor(), Some(reason));
     request.reject(now);
-    save(state, ctx, request).await?;
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({ "request": request.id, "kind": request.kind.as_str() });
-    crate::api::audit::record(state, ctx, acting.draft(now, "subject_request.rejected", target, detail)).await?;
+    save(state, ctx, request, &acting.draft(now, "subject_request.rejected", target, detail)).await?;
     Ok(())
 }
 

@@ -185,7 +185,6 @@ pub async fn start(
         ));
     }
     request.step(now, "requested", acting.step_actor(), None);
-    state.store.insert(ctx, std::slice::from_ref(&request)).await?;
     let detail = serde_json::json!({
         "transitional_starts_at": request.transitional_starts_at,
         "transitional_ends_at": request.transitional_ends_at,
@@ -193,7 +192,8 @@ pub async fn start(
         "erasure_due_at": request.erasure_due_at,
         "destination": request.destination.as_ref().map(|d| d.provider_name.clone()),
     });
-    crate::api::audit::record(state, ctx, draft(acting, now, "switching.requested", &request, detail)).await?;
+    let entry = draft(acting, now, "switching.requested", &request, detail);
+    state.store.insert_audited(ctx, std::slice::from_ref(&request), &entry).await?;
     Ok(SwitchingView::of(request, ctx.tenant_id(), now))
 }
 
@@ -238,8 +238,18 @@ pub async fn load(state: &AppState, ctx: &TenantCtx, id: &str) -> Result<Switchi
     state.store.get::<SwitchingRequest>(ctx, id).await?.ok_or_else(|| ApiError::not_found("switching request"))
 }
 
-async fn save(state: &AppState, ctx: &TenantCtx, request: &SwitchingRequest) -> Result<(), ApiError> {
-    if state.store.update(ctx, request).await? { Ok(()) } else { Err(ApiError::not_found("switching request")) }
+/// Saves the request with the audit entry recording the change, in one transaction.
+async fn save(
+    state: &AppState,
+    ctx: &TenantCtx,
+    request: &SwitchingRequest,
+    entry: &AuditDraft,
+) -> Result<(), ApiError> {
+    if state.store.update_audited(ctx, request, std::slice::from_ref(entry)).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("switching request"))
+    }
 }
 
 /// One request: every date, its status, timeline and archive.
@@ -321,12 +331,11 @@ pub async fn extend(
     let previous_end = request.transitional_ends_at;
     request.extend(days, now).map_err(refused)?;
     request.step(now, "extended", acting.step_actor(), Some(format!("{days} days")));
-    save(state, ctx, &request).await?;
     let detail = serde_json::json!({
         "days": days, "previous_end": previous_end, "transitional_ends_at": request.transitional_ends_at,
         "retrieval_ends_at": request.retrieval_ends_at, "erasure_due_at": request.erasure_due_at,
     });
-    crate::api::audit::record(state, ctx, draft(acting, now, "switching.extended", &request, detail)).await?;
+    save(state, ctx, &request, &draft(acting, now, "switching.extended", &request, detail)).await?;
     Ok(SwitchingView::of(request, ctx.tenant_id(), now))
 }
 
@@ -356,9 +365,7 @@ pub async fn cancel(state: &AppState, ctx: &TenantCtx, acting: &Acting, id: &str
     let now = state.clock.now();
     request.cancel(now).map_err(refused)?;
     request.step(now, "cancelled", acting.step_actor(), None);
-    save(state, ctx, &request).await?;
-    crate::api::audit::record(state, ctx, draft(acting, now, "switching.cancelled", &request, serde_json::json!({})))
-        .await?;
+    save(state, ctx, &request, &draft(acting, now, "switching.cancelled", &request, serde_json::json!({}))).await?;
     Ok(SwitchingView::of(request, ctx.tenant_id(), now))
 }
 
