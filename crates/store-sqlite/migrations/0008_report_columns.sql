@@ -5,5 +5,7 @@
 
 ALTER TABLE sessions ADD COLUMN converted INTEGER;
 ALTER TABLE leads ADD COLUMN referrer_type TEXT;
-CREATE INDEX sessions_unprojected ON sessions (tenant_id, id) WHERE converted IS NULL;
-CREATE INDEX leads_unprojected ON leads (tenant_id, id) WHERE referrer_type IS NULL;
+-- Covering indexes: a report's counts (and the search for rows still to project) read them
+-- alone, never a row with its sealed body.
+CREATE INDEX sessions_tally ON sessions (tenant_id, created_at, visitor_profile_id, converted, id);
+CREATE INDEX leads_tally ON leads (tenant_id, created_at, restricted, referrer_type, visitor_profile_id, id);

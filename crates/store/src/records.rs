@@ -355,6 +355,12 @@ pub trait StoreExt: Store {
         for column in needs {
             let mut missing =
                 ListQuery { missing: Some(column), after: None, limit: crate::doc::MAX_PAGE, ..query.window.clone() };
+            // Asked as a tally first: that reads the covering index alone, where a list of the
+            // (normally no) rows would read the period's rows to test the column.
+            let check = TallyQuery { window: missing.clone(), group: None, person: query.person, sum: None };
+            if self.tally_docs(ctx, R::KIND, &check).await?.is_empty() {
+                continue;
+            }
             loop {
                 let docs = self.list_docs(ctx, R::KIND, &missing).await?;
                 let full = docs.len() == crate::doc::MAX_PAGE as usize;
