@@ -300,7 +300,7 @@ impl ReportBuilder {
             ReportName::LeadSources => {
                 let touch = lead.first_touch.as_ref().or(lead.last_touch.as_ref());
                 let source = lead.bot.as_ref().map_or("unknown", |bot| bot.kind.as_str());
-                let referrer = touch.map_or("unknown", |t| referrer_type(t).as_str());
+                let referrer = lead_referrer_type(lead);
                 let utm = touch.and_then(|t| t.utm.source.clone()).unwrap_or_else(|| "(none)".into());
                 vec![
                     (Some("source"), Some(source.to_string())),
@@ -315,6 +315,35 @@ impl ReportBuilder {
             tally.people.insert(person);
             tally.leads += 1;
         }
+    }
+
+    /// Visits counted by the database from projected columns: `sessions` visits of one
+    /// visitor that started on the day (UTC) of `day`, `conversions` of them converted. Counts
+    /// in `conversions` alone; gives the same rows as [`Self::add_session`] for each visit.
+    pub fn add_visit_tally(&mut self, day: Timestamp, visitor: Uuid, sessions: u64, conversions: u64) {
+        if self.report != ReportName::Conversions {
+            return;
+        }
+        let tally = self.tally(day, None, None);
+        tally.people.insert(visitor);
+        tally.visitors.insert(visitor);
+        tally.sessions += sessions;
+        tally.conversions += conversions;
+    }
+
+    /// Leads counted by the database from projected columns: `leads` leads of one person (see
+    /// [`Self::add_lead`]) created on the day (UTC) of `day`, with the referrer type
+    /// [`lead_referrer_type`] gave them. In `conversions` as [`Self::add_lead`]; in
+    /// `lead_sources` only the `referrer_type` dimension (the others are not tallied).
+    pub fn add_lead_tally(&mut self, day: Timestamp, person: Uuid, referrer_type: &str, leads: u64) {
+        let (dimension, group) = match self.report {
+            ReportName::Conversions => (None, None),
+            ReportName::LeadSources => (Some("referrer_type"), Some(referrer_type.to_string())),
+            _ => return,
+        };
+        let tally = self.tally(day, dimension, group);
+        tally.people.insert(person);
+        tally.leads += leads;
     }
 
     /// A display name for a group value (an organization's name for its id).
@@ -389,6 +418,13 @@ impl ReportBuilder {
 #[allow(clippy::cast_precision_loss)] // counts far below 2^53
 fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0)
+}
+
+/// A lead's group in the `referrer_type` dimension of `lead_sources`: the referrer type of its
+/// first touch (else its last), `unknown` without either. Not personal: the store keeps it
+/// beside the sealed lead so that reports can count leads without opening them.
+pub fn lead_referrer_type(lead: &Lead) -> &'static str {
+    lead.first_touch.as_ref().or(lead.last_touch.as_ref()).map_or("unknown", |t| referrer_type(t).as_str())
 }
 
 /// Where a touch came from, by the rule visits are classified with: UTM parameters make a

@@ -14,7 +14,7 @@ use steward_domain::{
 use steward_store::sql::{self, Dialect, Statement};
 use steward_store::{
     AuditDraft, AuditEntry, AuditQuery, AuditRow, ColumnType, Doc, DocKind, DocRow, DocWrite, JobRecord, JobStatus,
-    ListQuery, Store, StoreError, StoreResult, TenantCtx, Value, Vault,
+    ListQuery, Projection, Store, StoreError, StoreResult, TallyQuery, TallyRow, TenantCtx, Value, Vault,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -575,6 +575,37 @@ impl Store for PgStore {
 
     async fn list_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<Vec<Doc>> {
         self.fetch_docs(sql::list_docs(Dialect::Postgres, ctx, kind, query)?).await
+    }
+
+    async fn tally_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &TallyQuery) -> StoreResult<Vec<TallyRow>> {
+        let statement = sql::tally_docs(Dialect::Postgres, ctx, kind, query)?;
+        let rows = bind(&statement).fetch_all(&self.pool).await.map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                let (n, total): (i64, i64) = (
+                    row.try_get("n").map_err(StoreError::backend)?,
+                    row.try_get("total").map_err(StoreError::backend)?,
+                );
+                Ok(TallyRow {
+                    day: row.try_get("day").map_err(StoreError::backend)?,
+                    group: row.try_get("grp").map_err(StoreError::backend)?,
+                    person: uuid(row, "person")?,
+                    rows: u64::try_from(n).unwrap_or(0),
+                    sum: u64::try_from(total).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn project_docs(&self, ctx: &TenantCtx, kind: DocKind, projections: &[Projection]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        let mut set = 0;
+        for projection in projections {
+            let statement = sql::project_doc(Dialect::Postgres, ctx, kind, projection);
+            set += bind(&statement).execute(&mut *tx).await.map_err(StoreError::backend)?.rows_affected();
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(set)
     }
 
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)> {

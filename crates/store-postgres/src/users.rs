@@ -113,6 +113,52 @@ impl UserStore for PgStore {
         row.as_ref().map(read_user).transpose()
     }
 
+    async fn set_user_role(&self, ctx: &TenantCtx, id: UserId, role: Role) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await.map_err(StoreError::backend)?;
+        lock_owners(&mut tx, ctx).await?;
+        let result = sqlx::query(
+            "UPDATE users SET role = $1 WHERE tenant_id = $2 AND id = $3 AND ($1 = 'owner' OR role <> 'owner' \
+             OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'owner') > 1)",
+        )
+        .bind(role.as_str())
+        .bind(tenant(ctx))
+        .bind(id.into_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?;
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_user(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await.map_err(StoreError::backend)?;
+        lock_owners(&mut tx, ctx).await?;
+        let removed = sqlx::query(
+            "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND (role <> 'owner' \
+             OR (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = 'owner') > 1)",
+        )
+        .bind(tenant(ctx))
+        .bind(id.into_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?;
+        if removed.rows_affected() == 0 {
+            let _ = tx.rollback().await;
+            return Ok(false);
+        }
+        // The foreign keys cascade too; said here so that nothing rests on them.
+        for table in ["console_sessions", "user_recovery_codes"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2")))
+                .bind(tenant(ctx))
+                .bind(id.into_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(true)
+    }
+
     async fn count_failed_sign_in(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<u32> {
         let row = sqlx::query(
             "UPDATE users SET failed_attempts = failed_attempts + 1 WHERE tenant_id = $1 AND id = $2 \
@@ -272,4 +318,15 @@ impl UserStore for PgStore {
             .map_err(StoreError::backend)?;
         Ok(result.rows_affected() > 0)
     }
+}
+
+/// Locks the tenant's owner rows until the transaction ends: a concurrent demotion or removal
+/// of an owner waits, then counts the owners as they are after this one.
+async fn lock_owners(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, ctx: &TenantCtx) -> StoreResult<()> {
+    sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND role = 'owner' FOR UPDATE")
+        .bind(tenant(ctx))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(StoreError::backend)?;
+    Ok(())
 }

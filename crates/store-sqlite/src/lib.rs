@@ -15,7 +15,7 @@ use steward_domain::{
 use steward_store::sql::{self, Dialect, Statement};
 use steward_store::{
     AuditDraft, AuditEntry, AuditQuery, AuditRow, Doc, DocKind, DocRow, DocWrite, JobRecord, JobStatus, ListQuery,
-    Store, StoreError, StoreResult, TenantCtx, Value, Vault,
+    Projection, Store, StoreError, StoreResult, TallyQuery, TallyRow, TenantCtx, Value, Vault,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -619,6 +619,37 @@ impl Store for SqliteStore {
         };
         let statement = sql::scan_docs(Dialect::Sqlite, ctx, kind, &query)?;
         tokio::task::spawn_blocking(move || scan::scan(&file, &statement, &pages)).await.map_err(StoreError::backend)?
+    }
+
+    async fn tally_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &TallyQuery) -> StoreResult<Vec<TallyRow>> {
+        let statement = sql::tally_docs(Dialect::Sqlite, ctx, kind, query)?;
+        let rows = bind(&statement).fetch_all(&self.pool).await.map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                let (n, total): (i64, i64) = (
+                    row.try_get("n").map_err(StoreError::backend)?,
+                    row.try_get("total").map_err(StoreError::backend)?,
+                );
+                Ok(TallyRow {
+                    day: row.try_get("day").map_err(StoreError::backend)?,
+                    group: row.try_get("grp").map_err(StoreError::backend)?,
+                    person: uuid(row, "person")?,
+                    rows: u64::try_from(n).unwrap_or(0),
+                    sum: u64::try_from(total).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn project_docs(&self, ctx: &TenantCtx, kind: DocKind, projections: &[Projection]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+        let mut set = 0;
+        for projection in projections {
+            let statement = sql::project_doc(Dialect::Sqlite, ctx, kind, projection);
+            set += bind(&statement).execute(&mut *tx).await.map_err(StoreError::backend)?.rows_affected();
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(set)
     }
 
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)> {

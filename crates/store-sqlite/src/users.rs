@@ -111,6 +111,52 @@ impl UserStore for SqliteStore {
         row.as_ref().map(read_user).transpose()
     }
 
+    async fn set_user_role(&self, ctx: &TenantCtx, id: UserId, role: Role) -> StoreResult<bool> {
+        // SQLite runs one writer at a time: the owner count cannot change under this statement.
+        let result = sqlx::query(
+            "UPDATE users SET role = ? WHERE tenant_id = ? AND id = ? AND (? = 'owner' OR role <> 'owner' \
+             OR (SELECT COUNT(*) FROM users WHERE tenant_id = ? AND role = 'owner') > 1)",
+        )
+        .bind(role.as_str())
+        .bind(tenant(ctx))
+        .bind(id_bytes(id.as_uuid()))
+        .bind(role.as_str())
+        .bind(tenant(ctx))
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_user(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await.map_err(StoreError::backend)?;
+        let removed = sqlx::query(
+            "DELETE FROM users WHERE tenant_id = ? AND id = ? AND (role <> 'owner' \
+             OR (SELECT COUNT(*) FROM users WHERE tenant_id = ? AND role = 'owner') > 1)",
+        )
+        .bind(tenant(ctx))
+        .bind(id_bytes(id.as_uuid()))
+        .bind(tenant(ctx))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::backend)?;
+        if removed.rows_affected() == 0 {
+            let _ = tx.rollback().await;
+            return Ok(false);
+        }
+        // The foreign keys cascade too; said here so that nothing rests on the pragma.
+        for table in ["console_sessions", "user_recovery_codes"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE tenant_id = ? AND user_id = ?")))
+                .bind(tenant(ctx))
+                .bind(id_bytes(id.as_uuid()))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)?;
+        Ok(true)
+    }
+
     async fn count_failed_sign_in(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<u32> {
         let row = sqlx::query(
             "UPDATE users SET failed_attempts = failed_attempts + 1 WHERE tenant_id = ? AND id = ? \

@@ -11,7 +11,7 @@ use steward_domain::{
 };
 use uuid::Uuid;
 
-use crate::doc::{DocKind, ListQuery, Value};
+use crate::doc::{DocKind, ListQuery, Projection, TallyQuery, Value};
 use crate::jobs::{JobRecord, JobStatus};
 use crate::{Lookup, Store, StoreError, StoreExt, TenantCtx, VaultError};
 
@@ -49,6 +49,9 @@ macro_rules! contract_suite {
             tenant_settings_are_saved,
             requests_holds_and_the_ledger_are_found_by_their_keys,
             erasing_a_tenant_removes_its_rows_from_every_table_and_spares_the_others,
+            tallies_count_per_day_group_and_person_and_project_missing_columns_first,
+            user_roles_change_and_users_go_with_their_sessions_and_codes,
+            the_last_owner_is_never_demoted_or_removed,
         );
     };
     (@tests $factory:expr; $($name:ident,)*) => {
@@ -1013,4 +1016,136 @@ pub async fn erasing_a_tenant_removes_its_rows_from_every_table_and_spares_the_o
     assert_eq!(store.verify_audit(&staying).await.unwrap().entries, 1);
     let again = store.erase_tenant(&leaving).await.unwrap();
     assert!(again.values().all(|n| *n == 0), "erasing twice finds nothing: {again:?}");
+}
+
+pub async fn tallies_count_per_day_group_and_person_and_project_missing_columns_first(store: &dyn Store) {
+    use std::collections::BTreeMap;
+    use steward_domain::Session;
+    let ctx = tenant(store, "A").await;
+    let other = tenant(store, "B").await;
+    let end = Timestamp::parse("2026-11-22T00:00:00Z").unwrap();
+    let data = steward_demo::generate(&steward_demo::DemoConfig::demo(end).scaled(0.01));
+    store.insert(&ctx, &data.sessions).await.unwrap();
+    store.insert(&ctx, &data.leads).await.unwrap();
+    let from = end.checked_sub(time::Duration::days(60)).unwrap();
+    let window = ListQuery { created_from: Some(from), created_to: Some(end), ..ListQuery::default() };
+    let day = |at: Timestamp| at.unix_micros().div_euclid(86_400_000_000);
+    let in_window = |at: Timestamp| from <= at && at < end;
+
+    let mut visits: BTreeMap<(i64, Uuid), (u64, u64)> = BTreeMap::new();
+    for session in data.sessions.iter().filter(|s| in_window(s.started_at)) {
+        let entry = visits.entry((day(session.started_at), session.visitor_profile_id.into_uuid())).or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(session.converted);
+    }
+    assert!(visits.values().any(|(_, converted)| *converted > 0), "some visits converted");
+    let by_visitor =
+        TallyQuery { window: window.clone(), group: None, person: "visitor_profile_id", sum: Some("converted") };
+    let tallied = |rows: Vec<crate::TallyRow>| -> BTreeMap<(i64, Uuid), (u64, u64)> {
+        rows.into_iter()
+            .map(|row| {
+                assert_eq!(row.group, None);
+                ((row.day, row.person), (row.rows, row.sum))
+            })
+            .collect()
+    };
+    let rows = store.tally::<Session>(&ctx, &by_visitor, &["converted"]).await.unwrap();
+    assert_eq!(tallied(rows), visits);
+    let rows = store.tally::<Session>(&other, &by_visitor, &["converted"]).await.unwrap();
+    assert!(rows.is_empty(), "another tenant's rows are not counted");
+
+    let mut leads: BTreeMap<(i64, Option<String>, Uuid), u64> = BTreeMap::new();
+    for lead in data.leads.iter().filter(|l| in_window(l.created_at)) {
+        let person = lead.visitor_profile_id.map_or(lead.id.into_uuid(), |v| v.into_uuid());
+        let referrer = steward_domain::report::lead_referrer_type(lead).to_string();
+        *leads.entry((day(lead.created_at), Some(referrer), person)).or_default() += 1;
+    }
+    assert!(leads.keys().any(|(_, _, person)| data.leads.iter().any(|l| l.id.into_uuid() == *person)));
+    let by_referrer =
+        TallyQuery { window: window.clone(), group: Some("referrer_type"), person: "visitor_profile_id", sum: None };
+    let rows = store.tally::<Lead>(&ctx, &by_referrer, &["referrer_type"]).await.unwrap();
+    let found: BTreeMap<_, _> = rows.into_iter().map(|row| ((row.day, row.group, row.person), row.rows)).collect();
+    assert_eq!(found, leads);
+
+    // A visit stored before `converted` existed holds NULL until a tally needs it.
+    let session = data.sessions.iter().find(|s| in_window(s.started_at) && s.converted).unwrap();
+    let id = session.id.into_uuid();
+    let doc = store.get_doc(&ctx, DocKind::Session, id).await.unwrap().unwrap();
+    let visitor = Value::Uuid(session.visitor_profile_id.into_uuid());
+    let unset = Projection { id, body: doc.body.clone(), columns: vec![visitor.clone(), Value::Null] };
+    assert_eq!(store.project_docs(&ctx, DocKind::Session, &[unset]).await.unwrap(), 1);
+    let stale = Projection { id, body: b"another body".to_vec(), columns: vec![visitor, Value::Int(0)] };
+    assert_eq!(store.project_docs(&ctx, DocKind::Session, &[stale]).await.unwrap(), 0, "the body is not that one");
+    let missing = ListQuery { missing: Some("converted"), ..ListQuery::default() };
+    let unprojected = store.list_docs(&ctx, DocKind::Session, &missing).await.unwrap();
+    assert_eq!(unprojected.iter().map(|doc| doc.id).collect::<Vec<_>>(), vec![id]);
+    let rows = store.tally::<Session>(&ctx, &by_visitor, &["converted"]).await.unwrap();
+    assert_eq!(tallied(rows), visits, "the missing value was projected from the body, not counted as 0");
+    assert!(store.list_docs(&ctx, DocKind::Session, &missing).await.unwrap().is_empty());
+    assert_eq!(store.get::<Session>(&ctx, id).await.unwrap().as_ref(), Some(session), "the body is unchanged");
+}
+
+pub async fn user_roles_change_and_users_go_with_their_sessions_and_codes(store: &dyn Store) {
+    use steward_domain::Role;
+    let ctx = tenant(store, "A").await;
+    let other = tenant(store, "B").await;
+    let users = store.users();
+    let owner = user(store, &ctx, "owner@example.fi").await;
+    assert!(users.set_user_role(&ctx, owner.id, Role::Owner).await.unwrap());
+    let record = user(store, &ctx, "aino@example.fi").await;
+    assert!(users.set_user_role(&ctx, record.id, Role::Admin).await.unwrap());
+    assert_eq!(users.get_user(&ctx, record.id).await.unwrap().unwrap().role, Role::Admin);
+    assert!(!users.set_user_role(&other, record.id, Role::Viewer).await.unwrap(), "another tenant's user");
+    assert!(!users.set_user_role(&ctx, steward_domain::UserId::new(), Role::Viewer).await.unwrap(), "no such user");
+    assert_eq!(users.get_user(&ctx, record.id).await.unwrap().unwrap().role, Role::Admin);
+
+    assert!(users.start_totp_enrolment(&ctx, record.id, b"sealed secret").await.unwrap());
+    assert!(users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 10, &[vec![1u8; 32]]).await.unwrap());
+    let now = Timestamp::from_unix_micros(Timestamp::now().unix_micros() / 1_000_000 * 1_000_000).unwrap();
+    let session = |byte: u8, user_id| crate::ConsoleSession {
+        token_hash: SecretHash([byte; 32]),
+        tenant_id: ctx.tenant_id(),
+        user_id,
+        mfa_passed: true,
+        created_at: now,
+        expires_at: now.checked_add(time::Duration::hours(1)).unwrap(),
+    };
+    users.create_console_session(&session(7, record.id)).await.unwrap();
+    users.create_console_session(&session(8, owner.id)).await.unwrap();
+
+    assert!(!users.delete_user(&other, record.id).await.unwrap(), "another tenant's user");
+    assert!(users.delete_user(&ctx, record.id).await.unwrap());
+    assert!(!users.delete_user(&ctx, record.id).await.unwrap(), "already gone");
+    assert_eq!(users.get_user(&ctx, record.id).await.unwrap(), None);
+    assert_eq!(users.find_console_session(&SecretHash([7; 32])).await.unwrap(), None, "signed out at once");
+    assert_eq!(users.count_recovery_codes(&ctx, record.id).await.unwrap(), 0);
+    assert!(users.find_console_session(&SecretHash([8; 32])).await.unwrap().is_some(), "others stay signed in");
+    assert_eq!(users.list_users(&ctx).await.unwrap(), vec![users.get_user(&ctx, owner.id).await.unwrap().unwrap()]);
+    // The address is free again.
+    let again = user(store, &ctx, "aino@example.fi").await;
+    assert_eq!(users.get_user(&ctx, again.id).await.unwrap().unwrap().role, Role::Analyst);
+}
+
+pub async fn the_last_owner_is_never_demoted_or_removed(store: &dyn Store) {
+    use steward_domain::Role;
+    let ctx = tenant(store, "A").await;
+    let users = store.users();
+    let first = user(store, &ctx, "first@example.fi").await;
+    let second = user(store, &ctx, "second@example.fi").await;
+    assert!(users.set_user_role(&ctx, first.id, Role::Owner).await.unwrap());
+    assert!(!users.set_user_role(&ctx, first.id, Role::Admin).await.unwrap(), "the only owner");
+    assert!(!users.delete_user(&ctx, first.id).await.unwrap(), "the only owner");
+    assert!(users.set_user_role(&ctx, first.id, Role::Owner).await.unwrap(), "owner to owner is no demotion");
+    assert!(users.set_user_role(&ctx, second.id, Role::Owner).await.unwrap());
+    // Two owners demoting each other at once: one of them stays owner.
+    let (a, b) = tokio::join!(
+        users.set_user_role(&ctx, first.id, Role::Viewer),
+        users.set_user_role(&ctx, second.id, Role::Viewer)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one demotion goes through");
+    let owners = users.list_users(&ctx).await.unwrap().into_iter().filter(|u| u.role == Role::Owner).count();
+    assert_eq!(owners, 1);
+    let owner = if users.get_user(&ctx, first.id).await.unwrap().unwrap().role == Role::Owner { first } else { second };
+    assert!(!users.delete_user(&ctx, owner.id).await.unwrap());
+    assert_eq!(users.get_user(&ctx, owner.id).await.unwrap().unwrap().role, Role::Owner);
 }

@@ -129,10 +129,11 @@ impl DocKind {
                 ("phone_key", Bytes),
                 ("contact_key", Bytes),
                 ("restricted", Int),
+                ("referrer_type", Text),
             ],
             Self::Organization => &[("domain", Text)],
             Self::VisitorProfile => &[("organization_id", Uuid), ("contact_key", Bytes), ("restricted", Int)],
-            Self::Session => &[("visitor_profile_id", Uuid)],
+            Self::Session => &[("visitor_profile_id", Uuid), ("converted", Int)],
             Self::Event => &[("session_id", Uuid), ("visitor_profile_id", Uuid), ("position", Int)],
             Self::SubjectRequest => &[
                 ("status", Text),
@@ -210,6 +211,9 @@ pub struct ListQuery {
     pub any_of: Option<(&'static str, Vec<Value>)>,
     /// A column that must hold none of these values (a NULL passes).
     pub none_of: Option<(&'static str, Vec<Value>)>,
+    /// A projected column that must be NULL: rows stored before the column was added (or by a
+    /// node that did not know it yet), whose value is still to be projected from the body.
+    pub missing: Option<&'static str>,
 }
 
 impl Default for ListQuery {
@@ -224,6 +228,7 @@ impl Default for ListQuery {
             equals: Vec::new(),
             any_of: None,
             none_of: None,
+            missing: None,
         }
     }
 }
@@ -233,4 +238,38 @@ impl ListQuery {
     pub fn bounded_limit(&self) -> u32 {
         self.limit.clamp(1, MAX_PAGE)
     }
+}
+
+/// Rows of one kind counted by the database, without opening a body: those matching `window`'s
+/// filters (not its cursor or limit), per UTC day of `created_at`, per value of the text column
+/// `group`, and per person: the value of `person`, or the row's id where that is NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TallyQuery {
+    pub window: ListQuery,
+    pub group: Option<&'static str>,
+    /// A projected uuid column naming who the row is about (a visitor profile).
+    pub person: &'static str,
+    /// A projected integer column summed per group (e.g. `converted`).
+    pub sum: Option<&'static str>,
+}
+
+/// One group of a [`TallyQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TallyRow {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub group: Option<String>,
+    pub person: Uuid,
+    pub rows: u64,
+    pub sum: u64,
+}
+
+/// Projected columns worked out from a body as it was read: saved only while the row still
+/// holds that body, so a write in between is never overwritten with older values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projection {
+    pub id: Uuid,
+    pub body: Vec<u8>,
+    /// Values of [`DocKind::columns`], in that order.
+    pub columns: Vec<Value>,
 }

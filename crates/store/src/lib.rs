@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use steward_domain::{AccessToken, ApiClient, ClientId, SecretHash, Site, SiteKey, Tenant, TenantId, Timestamp};
 
 pub use audit::{Actor, ActorKind, AuditDraft, AuditEntry, AuditQuery, AuditRow, Target, Verification};
-pub use doc::{ColumnType, Doc, DocKind, DocRow, DocWrite, ListQuery, Value, WriteOp};
+pub use doc::{
+    ColumnType, Doc, DocKind, DocRow, DocWrite, ListQuery, Projection, TallyQuery, TallyRow, Value, WriteOp,
+};
 pub use jobs::{JobRecord, JobStatus};
 pub use records::{Batch, Lookup, Record, StoreExt};
 pub use users::{ConsoleSession, UserRecord, UserStore};
@@ -198,6 +200,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows matching the query's filters (its cursor and limit aside) and about how many bytes
     /// they store (see [`sql::measure_docs`]): what an export of them would roughly weigh.
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)>;
+
+    /// Counts rows per day, group and person in the database (see [`TallyQuery`]): what reports
+    /// need from projected columns, without reading a body. Rows in no particular order.
+    async fn tally_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &TallyQuery) -> StoreResult<Vec<TallyRow>>;
+    /// Saves projected columns worked out from bodies as read ([`Projection`]), in one
+    /// transaction; a row whose body changed since (or that is gone) is left as it is. Answers
+    /// how many rows were set.
+    async fn project_docs(&self, ctx: &TenantCtx, kind: DocKind, projections: &[Projection]) -> StoreResult<u64>;
 
     /// Appends an entry to the tenant's audit log; `Conflict` when its `seq` is taken (another
     /// entry was appended first: build the next one again). Entries are never changed.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, AuditDraft, AuditEntry, AuditQuery, Verification};
 use crate::codec;
-use crate::doc::{Doc, DocKind, DocRow, DocWrite, ListQuery, Value, WriteOp};
+use crate::doc::{Doc, DocKind, DocRow, DocWrite, ListQuery, Projection, TallyQuery, TallyRow, Value, WriteOp};
 use crate::vault::TenantKeys;
 use crate::{Store, StoreError, StoreResult, TenantCtx};
 
@@ -55,6 +55,7 @@ impl Record for Lead {
             self.phone.as_ref().map(|phone| Lookup::Phone.key(keys, phone.as_str())).into(),
             self.contact_id.as_deref().map(|id| Lookup::ContactId.key(keys, id)).into(),
             Value::Int(i64::from(self.restricted_at.is_some())),
+            steward_domain::report::lead_referrer_type(self).into(),
         ]
     }
 }
@@ -107,7 +108,7 @@ impl Record for Session {
         self.ended_at
     }
     fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
-        vec![self.visitor_profile_id.into_uuid().into()]
+        vec![self.visitor_profile_id.into_uuid().into(), Value::Int(i64::from(self.converted))]
     }
 }
 
@@ -362,6 +363,48 @@ pub trait StoreExt: Store {
                 return Ok(found);
             }
         }
+    }
+
+    /// [`Store::tally_docs`] over records of `R`, once every row in the query's window holds
+    /// the projected columns `needs`: rows stored before a column existed (or written by an
+    /// older node) are opened once here and their columns saved, so the tally never counts a
+    /// missing value as zero.
+    async fn tally<R: Record>(
+        &self,
+        ctx: &TenantCtx,
+        query: &TallyQuery,
+        needs: &[&'static str],
+    ) -> StoreResult<Vec<TallyRow>> {
+        for column in needs {
+            let mut missing =
+                ListQuery { missing: Some(column), after: None, limit: crate::doc::MAX_PAGE, ..query.window.clone() };
+            // Asked as a tally first: that reads the covering index alone, where a list of the
+            // (normally no) rows would read the period's rows to test the column.
+            let check = TallyQuery { window: missing.clone(), group: None, person: query.person, sum: None };
+            if self.tally_docs(ctx, R::KIND, &check).await?.is_empty() {
+                continue;
+            }
+            loop {
+                let docs = self.list_docs(ctx, R::KIND, &missing).await?;
+                let full = docs.len() == crate::doc::MAX_PAGE as usize;
+                missing.after = docs.last().map(|doc| doc.id);
+                if !docs.is_empty() {
+                    let keys = self.keys(ctx)?;
+                    let projections = docs
+                        .into_iter()
+                        .map(|doc| {
+                            let record: R = decode_doc(ctx, &keys, R::KIND, &doc)?;
+                            Ok(Projection { id: doc.id, columns: record.projection(&keys), body: doc.body })
+                        })
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    self.project_docs(ctx, R::KIND, &projections).await?;
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        self.tally_docs(ctx, R::KIND, query).await
     }
 
     async fn count<R: Record>(&self, ctx: &TenantCtx) -> StoreResult<u64> {

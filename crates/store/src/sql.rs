@@ -1,7 +1,9 @@
 //! SQL for the document tables, written once for every backend: each statement comes with its
 //! parameters in order, and the dialect only decides how a placeholder is spelled.
 
-use crate::doc::{ColumnType, DocKind, DocRow, DocWrite, ListQuery, MAX_DELETE, MAX_PAGE, Value, WriteOp};
+use crate::doc::{
+    ColumnType, DocKind, DocRow, DocWrite, ListQuery, MAX_DELETE, MAX_PAGE, Projection, TallyQuery, Value, WriteOp,
+};
 use crate::{StoreError, TenantCtx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +291,10 @@ fn filters(b: &mut Builder, kind: DocKind, query: &ListQuery) -> Result<(), Stor
             b.push(")");
         }
     }
+    if let Some(column) = query.missing {
+        known(column)?;
+        b.push(" AND ").push(column).push(" IS NULL");
+    }
     if let Some((column, values)) = &query.none_of {
         known(column)?;
         if !values.is_empty() {
@@ -303,6 +309,70 @@ fn filters(b: &mut Builder, kind: DocKind, query: &ListQuery) -> Result<(), Stor
         }
     }
     Ok(())
+}
+
+/// The columns a [`tally_docs`] statement answers, in this order: `day` (days since 1970-01-01,
+/// UTC), `grp` (text or NULL), `person` (a uuid), `n` and `total` (integers).
+pub fn tally_docs(
+    dialect: Dialect,
+    ctx: &TenantCtx,
+    kind: DocKind,
+    query: &TallyQuery,
+) -> Result<Statement, StoreError> {
+    let typed = |column: &str, wanted: ColumnType| {
+        if kind.columns().iter().any(|(name, column_type)| *name == column && *column_type == wanted) {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!("{} has no {wanted:?} column {column}", kind.table())))
+        }
+    };
+    typed(query.person, ColumnType::Uuid)?;
+    let mut b = Builder::new(dialect);
+    b.push("SELECT ").push(match dialect {
+        Dialect::Sqlite => "created_at / 86400000000",
+        Dialect::Postgres => "CAST((created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS BIGINT)",
+    });
+    b.push(" AS day, ");
+    match query.group {
+        Some(group) => {
+            typed(group, ColumnType::Text)?;
+            b.push(group);
+        }
+        None => {
+            b.push("CAST(NULL AS TEXT)");
+        }
+    }
+    b.push(" AS grp, COALESCE(").push(query.person).push(", id) AS person, COUNT(*) AS n, ");
+    match query.sum {
+        Some(sum) => {
+            typed(sum, ColumnType::Int)?;
+            b.push("CAST(COALESCE(SUM(").push(sum).push("), 0) AS BIGINT)");
+        }
+        None => {
+            b.push("CAST(0 AS BIGINT)");
+        }
+    }
+    b.push(" AS total FROM ").push(kind.table()).push(" WHERE ");
+    b.tenant(ctx);
+    filters(&mut b, kind, &query.window)?;
+    b.push(if query.group.is_some() { " GROUP BY 1, 2, 3" } else { " GROUP BY 1, 3" });
+    Ok(b.finish())
+}
+
+/// Sets a row's projected columns while it still holds the body they were worked out from.
+pub fn project_doc(dialect: Dialect, ctx: &TenantCtx, kind: DocKind, projection: &Projection) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("UPDATE ").push(kind.table()).push(" SET ");
+    for (index, ((column, column_type), value)) in kind.columns().iter().zip(&projection.columns).enumerate() {
+        if index > 0 {
+            b.push(", ");
+        }
+        b.push(column).push(" = ").column_param(value.clone(), *column_type);
+    }
+    b.push(" WHERE ");
+    b.tenant(ctx).push(" AND id = ").param(Value::Uuid(projection.id));
+    b.push(" AND body = ").param(Value::Bytes(projection.body.clone()));
+    b.finish()
 }
 
 /// The columns of `audit_log` in the order [`insert_audit`] writes them.

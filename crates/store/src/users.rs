@@ -73,6 +73,15 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self, ctx: &TenantCtx) -> StoreResult<Vec<UserRecord>>;
     async fn find_user_by_email_key(&self, ctx: &TenantCtx, key: &[u8]) -> StoreResult<Option<UserRecord>>;
 
+    /// Gives a user another role. False when the tenant has no such user, or when the user is
+    /// its last owner and `role` is not owner: the check and the change are one step, so two
+    /// owners demoting each other at once cannot leave the tenant without one.
+    async fn set_user_role(&self, ctx: &TenantCtx, id: UserId, role: Role) -> StoreResult<bool>;
+    /// Removes a user with their console sessions (signed out at once), TOTP secret and
+    /// recovery codes, in one transaction. False when the tenant has no such user, or when the
+    /// user is its last owner.
+    async fn delete_user(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<bool>;
+
     /// Adds one failed attempt and returns the new count (atomically: parallel guesses all
     /// count).
     async fn count_failed_sign_in(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<u32>;

@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/retention/holds", post(place_hold))
         .route("/console/retention/holds/{id}/release", post(release_hold))
         .route("/console/users", get(show_users).post(create_user))
+        .route("/console/users/{id}/role", post(change_role))
+        .route("/console/users/{id}/remove", post(remove_user))
         .route("/console/clients", get(show_clients).post(create_client))
         .route("/console/clients/{id}/delete", post(delete_client))
 }
@@ -335,12 +337,41 @@ async fn users_page(
     let csrf = security::csrf_token(&signed.token);
     let frame = chrome(signed, &csrf, "/console/users");
     let assignable: Vec<Role> = Role::ALL.iter().copied().filter(|role| signed.user.role.may_assign(*role)).collect();
+    let me = &signed.user;
     let body = html! {
         (views::notice(notice, message))
         div.scroll { table id="users" {
-            thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Two-step sign-in" } th scope="col" { "Created" } } }
+            thead { tr {
+                th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Two-step sign-in" } th scope="col" { "Created" }
+                th scope="col" { "Change" }
+            } }
             tbody { @for user in &users {
-                tr { td { (user.email.as_str()) } td { (user.role.as_str()) } td { (if user.mfa_enrolled { "set up" } else { "not yet" }) } td { (when(user.created_at)) } }
+                tr data-user=(user.id.to_string()) {
+                    td { (user.email.as_str()) } td { (user.role.as_str()) } td { (if user.mfa_enrolled { "set up" } else { "not yet" }) } td { (when(user.created_at)) }
+                    td {
+                        @if user.id == me.id {
+                            span.muted { "you" }
+                        } @else if user.role == Role::Owner && me.role != Role::Owner {
+                            span.muted { "only owners change owners" }
+                        } @else {
+                            form.inline method="post" action=(format!("/console/users/{}/role", user.id)) {
+                                input type="hidden" name="csrf" value=(csrf);
+                                label { span.skip { "Role of " (user.email.as_str()) } select name="role" {
+                                    @for role in &assignable { option value=(role.as_str()) selected[*role == user.role] { (role.as_str()) } }
+                                } }
+                                " " button type="submit" { "Change role" }
+                            }
+                            details {
+                                summary { "Remove…" }
+                                form method="post" action=(format!("/console/users/{}/remove", user.id)) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    p { "They are signed out at once and can no longer sign in." }
+                                    button.danger type="submit" { "Remove " (user.email.as_str()) }
+                                }
+                            }
+                        }
+                    }
+                }
             } }
         } }
         h2 { "Roles" }
@@ -403,6 +434,76 @@ async fn create_user(
             users_page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, Some(&message), None).await
         }
     }
+}
+
+async fn change_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, ConsoleError> {
+    let signed = permitted(&state, &headers, Permission::ManageUsers, "users").await?;
+    check_csrf(&signed, param(&form, "csrf"))?;
+    let id = user_id(&id)?;
+    let Ok(role) = param(&form, "role").parse::<Role>() else {
+        let message = "The role was not changed: pick a role from the list.";
+        return users_page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, Some(message), None).await;
+    };
+    let (actor, now) = (acting(&signed).actor, state.clock.now());
+    match super::users::change_role(state.store.as_ref(), &signed.ctx, &signed.user, id, role, actor, now).await {
+        Ok((user, from)) => {
+            let notice = if from == role {
+                format!("{} already is {}.", user.email.as_str(), role.as_str())
+            } else {
+                format!("{} is now {} (was {}).", user.email.as_str(), role.as_str(), from.as_str())
+            };
+            users_page(&state, &signed, StatusCode::OK, None, Some(&notice)).await
+        }
+        Err(error) => refused(&state, &signed, "The role was not changed", error).await,
+    }
+}
+
+async fn remove_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, ConsoleError> {
+    let signed = permitted(&state, &headers, Permission::ManageUsers, "users").await?;
+    check_csrf(&signed, param(&form, "csrf"))?;
+    let id = user_id(&id)?;
+    let (actor, now) = (acting(&signed).actor, state.clock.now());
+    match super::users::remove_user(state.store.as_ref(), &signed.ctx, &signed.user, id, actor, now).await {
+        Ok(user) => {
+            let notice = format!("{} was removed and signed out.", user.email.as_str());
+            users_page(&state, &signed, StatusCode::OK, None, Some(&notice)).await
+        }
+        Err(error) => refused(&state, &signed, "The user was not removed", error).await,
+    }
+}
+
+fn user_id(text: &str) -> Result<steward_domain::UserId, ConsoleError> {
+    text.parse::<uuid::Uuid>()
+        .map(steward_domain::UserId::from_uuid)
+        .map_err(|_| ConsoleError::NotFound("There is no such user.".into()))
+}
+
+/// The users page again with why a change was refused.
+async fn refused(
+    state: &AppState,
+    signed: &Signed,
+    what: &str,
+    error: super::users::ChangeError,
+) -> Result<Response, ConsoleError> {
+    use super::users::ChangeError;
+    let status = match error {
+        ChangeError::Store(error) => return Err(error.into()),
+        ChangeError::NoUser => return Err(ConsoleError::NotFound("There is no such user.".into())),
+        ChangeError::OwnersOnly => StatusCode::FORBIDDEN,
+        ChangeError::LastOwner(_) | ChangeError::OwnRole | ChangeError::Yourself => StatusCode::CONFLICT,
+    };
+    let message = format!("{what}: {error}.");
+    users_page(state, signed, status, Some(&message), None).await
 }
 
 // ---- API clients ------------------------------------------------------------------------

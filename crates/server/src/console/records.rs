@@ -160,9 +160,9 @@ struct Charts {
     suppressed: u64,
 }
 
-/// How long the overview's charts are reused: computing them reads a month of visits and
-/// leads, and a reload within this time shows the same picture (the page says when it was
-/// computed). Counts are read fresh on every view.
+/// How long the overview's charts are reused: a reload within this time shows the same picture
+/// (the page says when it was computed), sparing the database a month's aggregates per view.
+/// Counts are read fresh on every view.
 const CHARTS_SECONDS: i64 = 120;
 
 fn charts_cache() -> &'static Mutex<HashMap<TenantId, Arc<Charts>>> {
@@ -185,23 +185,14 @@ async fn overview_charts(state: &AppState, ctx: &TenantCtx) -> Result<Arc<Charts
     let (from, to) = crate::api::reports::period(None, None, now, state.settings.reports.max_days)
         .map_err(|e| anyhow::anyhow!("overview period: {e}"))?;
     let min = u64::from(state.settings.reports.min_group_size);
-    // The two reports read the month's records independently: one on another task, so each
-    // gets a core. By month, not day: a source's leads of one day are mostly too few to show.
-    let (shared, tenant) = (state.store.clone(), *ctx);
-    let sources = tokio::spawn(async move {
-        crate::api::reports::compute(
-            shared.as_ref(),
-            &tenant,
-            ReportName::LeadSources,
-            Granularity::Month,
-            (from, to),
-            min,
-        )
-        .await
-    });
+    // Counted by the database from projected columns, so no record is opened (see
+    // `reports::tallied`). Sources by month, not day: a source's leads of one day are mostly
+    // too few to show.
+    let period = (from, to);
     let conversions =
-        crate::api::reports::compute(store, ctx, ReportName::Conversions, Granularity::Day, (from, to), min).await?;
-    let sources = sources.await.map_err(|e| anyhow::anyhow!("lead sources report: {e}"))??;
+        crate::api::reports::tallied(store, ctx, ReportName::Conversions, Granularity::Day, period, min).await?;
+    let sources =
+        crate::api::reports::tallied(store, ctx, ReportName::LeadSources, Granularity::Month, period, min).await?;
     let mut days = Vec::new();
     let mut cursor = from.as_datetime().date();
     let last = to.as_datetime().date();
@@ -246,7 +237,8 @@ async fn overview_charts(state: &AppState, ctx: &TenantCtx) -> Result<Arc<Charts
 }
 
 /// The overview: record counts, visits, leads and conversions per day over the last 30 days,
-/// and the top lead sources, from the same report code as `/api/v1/reports`.
+/// and the top lead sources by referrer type: the rows `/api/v1/reports` gives, counted by the
+/// database (`reports::tallied`).
 pub async fn show_overview(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ConsoleError> {
     let signed = permitted(&state, &headers, Permission::ReadReports, "overview").await?;
     let ctx = &signed.ctx;

@@ -23,6 +23,7 @@ pub struct Member<'a> {
     cookie: String,
     pub csrf: String,
     pub id: String,
+    pub email: String,
 }
 
 impl<'a> Member<'a> {
@@ -49,6 +50,7 @@ impl<'a> Member<'a> {
             cookie: format!("steward_session={token}"),
             csrf: security::csrf_token(&token),
             id: user.id.to_string(),
+            email,
         }
     }
 
@@ -447,6 +449,109 @@ async fn the_overview_draws_its_charts_and_the_journey_page_its_timeline() {
     assert!(journey.contains(&lead.answers[0].question), "the bot's answers are in the visit");
 }
 
+/// The overview counts in the database (`reports::tallied`) what `/api/v1/reports` counts by
+/// opening every record: the same visits, leads and conversions per day and leads per referrer
+/// type, with the same small groups left out, restricted people left out, and rows stored
+/// before the projected columns existed counted by their bodies.
+#[tokio::test]
+async fn the_overview_counts_what_the_reports_api_answers_for_the_same_period() {
+    use std::collections::{BTreeMap, HashSet};
+    let now = Timestamp::now();
+    let mut data = steward_demo::generate(&steward_demo::DemoConfig::demo(now).scaled(0.03));
+    // Some people restricted (GDPR Art. 18): they count nowhere.
+    for visitor in data.visitors.iter_mut().step_by(7) {
+        visitor.restricted_at = Some(now);
+    }
+    for lead in data.leads.iter_mut().step_by(5) {
+        lead.restricted_at = Some(now);
+    }
+    // The group size that leaves out about half the days of the last month, so that both
+    // shown and suppressed days are compared.
+    let restricted: HashSet<_> = data.visitors.iter().filter(|v| v.restricted_at.is_some()).map(|v| v.id).collect();
+    let recent = |at: Timestamp| at > now.checked_sub(time::Duration::days(29)).unwrap();
+    let mut people: BTreeMap<String, HashSet<uuid::Uuid>> = BTreeMap::new();
+    for session in data.sessions.iter().filter(|s| recent(s.started_at) && !restricted.contains(&s.visitor_profile_id))
+    {
+        people
+            .entry(session.started_at.to_rfc3339()[..10].to_string())
+            .or_default()
+            .insert(session.visitor_profile_id.into_uuid());
+    }
+    for lead in data.leads.iter().filter(|l| recent(l.created_at) && l.restricted_at.is_none()) {
+        let person = lead.visitor_profile_id.map_or(lead.id.into_uuid(), |v| v.into_uuid());
+        people.entry(lead.created_at.to_rfc3339()[..10].to_string()).or_default().insert(person);
+    }
+    let mut sizes: Vec<usize> = people.values().map(HashSet::len).collect();
+    sizes.sort_unstable();
+    let mut settings = steward_server::Settings::default();
+    settings.reports.min_group_size = u32::try_from(sizes[sizes.len() / 2].max(2)).unwrap();
+
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let (ctx, token) = app.tenant_token("Acme Oy").await;
+    app.store.insert(&ctx, &data.visitors).await.unwrap();
+    app.store.insert(&ctx, &data.sessions).await.unwrap();
+    app.store.insert(&ctx, &data.leads).await.unwrap();
+    // A third of the rows as an older version stored them, without the projected columns.
+    let tenant = app.tenant_literal(&ctx);
+    for (table, column) in [("sessions", "converted"), ("leads", "referrer_type")] {
+        let sql = format!(
+            "UPDATE {table} SET {column} = NULL WHERE tenant_id = {tenant} AND id IN \
+             (SELECT id FROM {table} WHERE tenant_id = {tenant} ORDER BY id LIMIT (SELECT COUNT(*) / 3 FROM {table}))"
+        );
+        app.raw_sql(&sql).await.unwrap();
+    }
+    let viewer = Member::new(&app, &ctx, "viewer").await;
+    let overview = viewer.html("/console").await;
+
+    let conversions: Value = app.get("/api/v1/reports/conversions", &token).await.json().await.unwrap();
+    let rows = conversions["data"].as_array().unwrap();
+    let table = overview.split("The numbers per day").nth(1).expect("the table of days");
+    let days: Vec<Vec<String>> = table
+        .split("<tr><td>")
+        .skip(1)
+        .map(|row| row.split("</td><td>").map(|cell| cell.split("</td>").next().unwrap().to_string()).collect())
+        .collect();
+    assert_eq!(days.len(), 30, "{table}");
+    let (mut shown, mut left_out) = (0, 0);
+    for day in &days {
+        let row = rows.iter().find(|row| row["period_start"] == day[0].as_str());
+        let number = |field: &str| row.map_or(0, |row| row[field].as_u64().unwrap());
+        let expected = [number("sessions"), number("leads"), number("conversions")].map(|n| n.to_string());
+        assert_eq!(day[1..], expected, "{}", day[0]);
+        if row.is_some() {
+            shown += 1;
+        } else if people.contains_key(&day[0]) {
+            left_out += 1;
+        }
+    }
+    assert_eq!(shown, rows.len(), "every row of the report is a day of the overview");
+    assert!(shown > 0 && left_out > 0, "days shown {shown}, left out as too small {left_out}");
+    assert!(rows.iter().any(|row| row["conversions"].as_u64().unwrap() > 0), "{conversions:#}");
+
+    let sources: Value = app.get("/api/v1/reports/lead_sources?granularity=month", &token).await.json().await.unwrap();
+    let mut by_referrer: BTreeMap<String, u64> = BTreeMap::new();
+    for row in sources["data"].as_array().unwrap().iter().filter(|row| row["dimension"] == "referrer_type") {
+        *by_referrer.entry(row["group"].as_str().unwrap().to_string()).or_default() += row["leads"].as_u64().unwrap();
+    }
+    let mut expected: Vec<(String, u64)> = by_referrer.into_iter().collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    assert!(!expected.is_empty(), "{sources:#}");
+    let chart = overview.split("id=\"sources-chart\"").nth(1).unwrap().split("</svg>").next().unwrap();
+    let texts: Vec<&str> = chart.split("</text>").filter_map(|part| part.rsplit_once('>').map(|(_, t)| t)).collect();
+    let bars: Vec<(String, u64)> = texts
+        .chunks(2)
+        .filter(|pair| pair.len() == 2)
+        .map(|pair| (pair[0].to_string(), pair[1].parse().unwrap()))
+        .collect();
+    assert_eq!(bars, expected, "{chart}");
+
+    let from = Timestamp::parse(conversions["from"].as_str().unwrap()).unwrap();
+    let missing = steward_store::ListQuery { missing: Some("converted"), limit: 1000, ..Default::default() };
+    let unprojected = app.store.list_docs(&ctx, steward_store::DocKind::Session, &missing).await.unwrap();
+    assert!(!unprojected.is_empty(), "older visits are left for a report that needs them");
+    assert!(unprojected.iter().all(|doc| doc.created_at < from), "the period's visits were projected");
+}
+
 /// Server time of the main pages on the demo tenant (`steward demo`'s data), printed for the
 /// record. A debug build is several times slower than a release one; run it with
 /// `cargo nextest run -p steward-server --test api console_pages::page_times --run-ignored only --no-capture`.
@@ -577,6 +682,105 @@ async fn users_are_listed_and_added_within_the_adder_s_role() {
     assert!(page.contains("<td>new@acme.fi</td><td>analyst</td>"), "{page}");
     let created = audit_actions(&app, &ctx, "user.created").await;
     assert_eq!(created.last().unwrap().2.as_deref(), Some(admin.id.as_str()), "the admin is the actor");
+}
+
+#[tokio::test]
+async fn an_owner_changes_a_role_and_removes_a_user_who_is_signed_out_at_once_and_both_are_audited() {
+    let app = spawn_app().await;
+    let (ctx, _) = app.tenant_token("Acme Oy").await;
+    let owner = Member::new(&app, &ctx, "owner").await;
+    let analyst = Member::new(&app, &ctx, "analyst").await;
+    let viewer = Member::new(&app, &ctx, "viewer").await;
+    let page = owner.html("/console/users").await;
+    assert!(page.contains(&format!("action=\"/console/users/{}/role\"", analyst.id)), "{page}");
+    assert!(page.contains(&format!("action=\"/console/users/{}/remove\"", viewer.id)), "{page}");
+    assert!(!page.contains(&format!("action=\"/console/users/{}/role\"", owner.id)), "no form for one's own role");
+    assert_eq!(analyst.get("/console/users").await.status(), 403);
+
+    let path = format!("/console/users/{}/role", analyst.id);
+    let forged = owner.post(&path, &[("role", "admin"), ("csrf", viewer.csrf.as_str())]).await;
+    assert_eq!(forged.status(), 403, "another session's CSRF token");
+    let changed = owner.post(&path, &[("role", "admin")]).await;
+    assert_eq!(changed.status(), 200);
+    let text = changed.text().await.unwrap();
+    assert!(text.contains(&format!("{} is now admin (was analyst).", analyst.email)), "{text}");
+    assert!(text.contains(&format!("<td>{}</td><td>admin</td>", analyst.email)), "{text}");
+    assert_eq!(analyst.get("/console/users").await.status(), 200, "the new role counts from the next request");
+    let again = owner.post(&path, &[("role", "admin")]).await;
+    assert!(again.text().await.unwrap().contains("already is admin"));
+    let changes = audit_actions(&app, &ctx, "user.role_changed").await;
+    assert_eq!(changes.len(), 1, "a change to the same role is no change: {changes:?}");
+    assert_eq!(changes[0].1, json!({"from": "analyst", "to": "admin"}));
+    assert_eq!(changes[0].2.as_deref(), Some(owner.id.as_str()));
+
+    assert_eq!(viewer.get("/console").await.status(), 200);
+    let removed = owner.post(&format!("/console/users/{}/remove", viewer.id), &[]).await;
+    assert_eq!(removed.status(), 200);
+    let text = removed.text().await.unwrap();
+    assert!(text.contains(&format!("{} was removed and signed out.", viewer.email)), "{text}");
+    assert!(!text.contains(&format!("<td>{}</td>", viewer.email)), "no longer listed: {text}");
+    let signed_out = viewer.get("/console").await;
+    assert_eq!(signed_out.status(), 303, "the removed user's session ends at once");
+    assert_eq!(signed_out.headers()[LOCATION], "/console/sign-in");
+    let id = steward_domain::UserId::from_uuid(viewer.id.parse().unwrap());
+    assert_eq!(app.store.users().get_user(&ctx, id).await.unwrap(), None);
+    let removals = audit_actions(&app, &ctx, "user.removed").await;
+    assert_eq!(removals.len(), 1);
+    assert_eq!(removals[0].1, json!({"role": "viewer"}));
+    assert_eq!(removals[0].2.as_deref(), Some(owner.id.as_str()));
+    let gone = owner.post(&format!("/console/users/{}/remove", viewer.id), &[]).await;
+    assert_eq!(gone.status(), 404);
+    assert!(app.store.verify_audit(&ctx).await.unwrap().valid, "the chain holds");
+}
+
+#[tokio::test]
+async fn role_changes_that_would_leave_no_owner_or_overstep_a_role_are_refused_with_the_reason() {
+    let app = spawn_app().await;
+    let (ctx, _) = app.tenant_token("Acme Oy").await;
+    let owner = Member::new(&app, &ctx, "owner").await;
+    let admin = Member::new(&app, &ctx, "admin").await;
+    let analyst = Member::new(&app, &ctx, "analyst").await;
+    let role = |member: &Member| format!("/console/users/{}/role", member.id);
+    let remove = |member: &Member| format!("/console/users/{}/remove", member.id);
+    let refused = |response: reqwest::Response, status: u16, reason: &'static str| async move {
+        assert_eq!(response.status(), status, "{reason}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(reason), "{reason}: {text}");
+    };
+
+    let only = format!("{} is the only owner; make another user owner first", owner.email);
+    let demote = owner.post(&role(&owner), &[("role", "admin")]).await;
+    assert_eq!(demote.status(), 409);
+    assert!(demote.text().await.unwrap().contains(&format!("The role was not changed: {only}")));
+    let leave = owner.post(&remove(&owner), &[]).await;
+    assert_eq!(leave.status(), 409);
+    assert!(leave.text().await.unwrap().contains(&format!("The user was not removed: {only}")));
+
+    let owners_only = "only owners may give or take the owner role";
+    refused(admin.post(&role(&analyst), &[("role", "owner")]).await, 403, owners_only).await;
+    refused(admin.post(&role(&owner), &[("role", "viewer")]).await, 403, owners_only).await;
+    refused(admin.post(&remove(&owner), &[]).await, 403, owners_only).await;
+    refused(admin.post(&role(&admin), &[("role", "viewer")]).await, 409, "you cannot change your own role").await;
+    refused(admin.post(&remove(&admin), &[]).await, 409, "you cannot remove yourself").await;
+    refused(admin.post(&role(&analyst), &[("role", "chief")]).await, 422, "pick a role from the list").await;
+    assert_eq!(analyst.post(&role(&admin), &[("role", "viewer")]).await.status(), 403, "analysts manage no users");
+    let page = admin.html("/console/users").await;
+    assert!(page.contains("only owners change owners"), "{page}");
+    assert!(!page.contains(&format!("action=\"{}\"", role(&owner))), "{page}");
+
+    // With a second owner the first one is no longer the last, but still cannot demote themselves.
+    assert_eq!(owner.post(&role(&analyst), &[("role", "owner")]).await.status(), 200);
+    refused(owner.post(&role(&owner), &[("role", "admin")]).await, 409, "you cannot change your own role").await;
+    assert_eq!(analyst.post(&role(&owner), &[("role", "admin")]).await.status(), 200, "another owner can");
+
+    let users = app.store.users().list_users(&ctx).await.unwrap();
+    let role_of = |member: &Member| {
+        users.iter().find(|u| u.id.to_string() == member.id).map(|u| u.role.as_str().to_string()).unwrap()
+    };
+    assert_eq!([role_of(&owner), role_of(&admin), role_of(&analyst)], ["admin", "admin", "owner"]);
+    let changes: Vec<Value> = audit_actions(&app, &ctx, "user.role_changed").await.into_iter().map(|c| c.1).collect();
+    assert_eq!(changes, [json!({"from": "analyst", "to": "owner"}), json!({"from": "owner", "to": "admin"})]);
+    assert!(audit_actions(&app, &ctx, "user.removed").await.is_empty(), "nobody was removed");
 }
 
 #[tokio::test]
