@@ -57,7 +57,7 @@ impl Serialize for CountryCode {
 
 impl<'de> Deserialize<'de> for CountryCode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = crate::text::cow_str(deserializer)?;
+        let text = text::cow_str(deserializer)?;
         Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }

@@ -94,6 +94,35 @@ macro_rules! string_schema {
 }
 pub(crate) use string_schema;
 
+/// A string from any deserialiser, borrowed from the input when it lends one (a JSON string
+/// without escapes) instead of copied: serde's own `Cow<str>` always copies. Stored bodies hold
+/// millions of ids and timestamps that are parsed and never kept as text.
+pub(crate) fn cow_str<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::borrow::Cow<'de, str>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = std::borrow::Cow<'de, str>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(std::borrow::Cow::Borrowed(text))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(std::borrow::Cow::Owned(text.to_owned()))
+        }
+
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(std::borrow::Cow::Owned(text))
+        }
+    }
+    deserializer.deserialize_str(Text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,31 +149,4 @@ mod tests {
         let out = tags(vec!["b".into(), "a".into(), "b".into()]).unwrap();
         assert_eq!(out, vec!["b", "a"]);
     }
-}
-
-/// A string from any deserialiser, borrowed from the input when it lends one (a JSON string
-/// without escapes) instead of copied: serde's own `Cow<str>` always copies. Stored bodies hold
-/// millions of ids and timestamps that are parsed and never kept as text.
-pub(crate) fn cow_str<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<std::borrow::Cow<'de, str>, D::Error> {
-    struct Text;
-    impl<'de> serde::de::Visitor<'de> for Text {
-        type Value = std::borrow::Cow<'de, str>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string")
-        }
-
-        fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-            Ok(std::borrow::Cow::Borrowed(text))
-        }
-
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            Ok(std::borrow::Cow::Owned(text.to_owned()))
-        }
-
-        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
-            Ok(std::borrow::Cow::Owned(text))
-        }
-    }
-    deserializer.deserialize_str(Text)
 }

@@ -6,6 +6,7 @@
 //! file by rust_xlsxwriter's constant-memory mode), so memory does not grow with the export.
 
 pub mod archive;
+pub mod body;
 pub mod datasets;
 mod tabular;
 mod xlsx;
@@ -17,6 +18,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use steward_domain::Timestamp;
 
+pub use body::{JsonColumns, JsonRecord};
 pub use datasets::DatasetName;
 pub use tabular::{defuse_formula, needs_defusing};
 
@@ -216,7 +218,14 @@ impl<W: Write + Send, R: Dataset> fmt::Debug for Writer<W, R> {
 
 enum Inner<W: Write + Send> {
     Csv(Box<tabular::CsvSink<W>>),
-    Json { out: W, first: bool },
+    /// CSV after its header, taking rows rendered elsewhere ([`Writer::write_csv_rows`]).
+    CsvRows(W),
+    /// Only while changing from one to the other.
+    Taken,
+    Json {
+        out: W,
+        first: bool,
+    },
     Ndjson(W),
     Xlsx(Box<xlsx::XlsxSink<W>>),
 }
@@ -250,6 +259,7 @@ impl<W: Write + Send, R: Dataset> Writer<W, R> {
                 out.write_all(b"\n")?;
             }
             Inner::Xlsx(sink) => sink.write(R::columns(), record)?,
+            Inner::CsvRows(_) | Inner::Taken => return Err(mixed()),
         }
         self.rows += 1;
         Ok(())
@@ -273,7 +283,65 @@ impl<W: Write + Send, R: Dataset> Writer<W, R> {
                 Ok(out)
             }
             Inner::Xlsx(sink) => sink.finish(),
+            Inner::CsvRows(mut out) => {
+                out.flush()?;
+                Ok(out)
+            }
+            Inner::Taken => Err(mixed()),
         }
+    }
+}
+
+fn mixed() -> ExportError {
+    ExportError::Io(std::io::Error::other("typed records and rendered CSV rows cannot share one writer"))
+}
+
+/// CSV rows (no header) of records given as their stored JSON text, into `out`: the bulk
+/// export's fast path (see [`body`]). Each text goes through `keep` first, which may leave the
+/// record out; the rows written are counted.
+pub struct CsvRows {
+    sink: tabular::CsvSink<Vec<u8>>,
+    rows: u64,
+}
+
+impl fmt::Debug for CsvRows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CsvRows").field("rows", &self.rows).finish()
+    }
+}
+
+impl CsvRows {
+    pub fn new(capacity: usize) -> Self {
+        Self { sink: tabular::CsvSink::headerless(Vec::with_capacity(capacity)), rows: 0 }
+    }
+
+    pub fn write(&mut self, columns: &JsonColumns, record: &JsonRecord<'_>) -> Result<(), ExportError> {
+        self.sink.write_json(columns, record)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The bytes written and how many rows they hold.
+    pub fn finish(self) -> Result<(Vec<u8>, u64), ExportError> {
+        Ok((self.sink.finish()?, self.rows))
+    }
+}
+
+impl<W: Write + Send, R: Dataset> Writer<W, R> {
+    /// Appends CSV rows rendered by [`CsvRows`] for this dataset; only for a CSV writer.
+    pub fn write_csv_rows(&mut self, bytes: &[u8], rows: u64) -> Result<(), ExportError> {
+        // From the first rendered rows on, the header is out and bytes go straight through.
+        if let Inner::Csv(_) = self.inner
+            && let Inner::Csv(sink) = std::mem::replace(&mut self.inner, Inner::Taken)
+        {
+            self.inner = Inner::CsvRows(sink.finish()?);
+        }
+        match &mut self.inner {
+            Inner::CsvRows(out) => out.write_all(bytes)?,
+            _ => return Err(mixed()),
+        }
+        self.rows += rows;
+        Ok(())
     }
 }
 

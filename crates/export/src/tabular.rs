@@ -11,6 +11,7 @@
 
 use std::io::Write;
 
+use crate::body::{JsonCell, JsonColumns, JsonRecord};
 use crate::{Cell, Column, ExportError};
 
 const TRIGGERS: [u8; 6] = [b'=', b'+', b'-', b'@', b'\t', b'\r'];
@@ -50,6 +51,31 @@ impl<W: Write> CsvSink<W> {
             .from_writer(out);
         writer.write_record(columns.iter().map(|column| column.name.as_str()))?;
         Ok(Self { writer, scratch: String::with_capacity(64) })
+    }
+
+    /// Rows only, no header: a part of an export rendered on its own (see [`crate::body`]).
+    pub fn headerless(out: W) -> Self {
+        let writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .quote_style(csv::QuoteStyle::Necessary)
+            .has_headers(false)
+            .buffer_capacity(64 * 1024)
+            .from_writer(out);
+        Self { writer, scratch: String::with_capacity(64) }
+    }
+
+    /// One record's row read from its JSON text (see [`crate::body`]).
+    pub fn write_json(&mut self, columns: &JsonColumns, record: &JsonRecord<'_>) -> Result<(), ExportError> {
+        columns.cells(record, |cell| {
+            match cell {
+                JsonCell::Empty => self.writer.write_field([])?,
+                JsonCell::Plain(text) => self.writer.write_field(text)?,
+                JsonCell::Text(text) => self.text(&text)?,
+            }
+            Ok(())
+        })?;
+        self.writer.write_record(None::<&[u8]>)?;
+        Ok(())
     }
 
     pub fn write<R>(&mut self, columns: &[Column<R>], record: &R) -> Result<(), ExportError> {

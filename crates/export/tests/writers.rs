@@ -7,7 +7,9 @@ use calamine::{Data, Reader, Xlsx};
 use serde_json::{Value, json};
 use steward_domain::IpNetwork;
 use steward_domain::{Lead, LeadId, LeadInput, Organization, OrganizationId, OrganizationInput, Timestamp};
-use steward_export::{Dataset, Format, Writer, column_names, defuse_formula, json_schema};
+use steward_export::{
+    CsvRows, Dataset, Format, JsonColumns, JsonRecord, Writer, column_names, defuse_formula, json_schema,
+};
 use steward_store::{Actor, ActorKind, AuditEntry, Target};
 
 /// One-line fields (names, tags, UTM values) refuse control characters; these are the hostile
@@ -241,4 +243,50 @@ fn audit_log_entries_are_flat_rows_with_json_text_for_ids_and_detail() {
     assert_eq!(json[0]["actor"], json!({"kind": "client", "id": "=client"}), "JSON is never defused");
     assert_eq!(json_schema::<AuditEntry>()["title"], "audit-log");
     assert!(!write(Format::Xlsx, &entries, 10).is_empty());
+}
+
+/// The bulk export's fast path, CSV rows read straight from the stored JSON, writes exactly the
+/// typed path's bytes: for hostile leads and for a demo tenant's leads, organizations and
+/// visitor profiles (restriction marks, empty and missing values, nested objects included).
+#[test]
+fn the_json_path_writes_the_same_rows_as_the_typed_path() {
+    fn both<R: Dataset>(records: &[R]) {
+        assert!(!records.is_empty());
+        let typed = String::from_utf8(write(Format::Csv, records, steward_export::XLSX_ROWS_PER_SHEET)).unwrap();
+        let columns = JsonColumns::of::<R>().expect("every column reads from JSON");
+        let mut writer = Writer::<Vec<u8>, R>::new(Format::Csv, Vec::new()).unwrap();
+        // Two parts, as two export threads would render them.
+        for part in records.chunks(records.len().div_ceil(2)) {
+            let mut rows = CsvRows::new(0);
+            for record in part {
+                let json = serde_json::to_string(record).unwrap();
+                rows.write(&columns, &JsonRecord::parse(&json).unwrap()).unwrap();
+            }
+            let (bytes, count) = rows.finish().unwrap();
+            assert_eq!(count, part.len() as u64);
+            writer.write_csv_rows(&bytes, count).unwrap();
+        }
+        assert_eq!(writer.rows(), records.len() as u64);
+        let fast = String::from_utf8(writer.finish().unwrap()).unwrap();
+        for (n, (fast, typed)) in fast.split("\r\n").zip(typed.split("\r\n")).enumerate() {
+            assert_eq!(fast, typed, "{} line {n}", R::NAME);
+        }
+        assert_eq!(fast, typed, "{}", R::NAME);
+    }
+    let mut hostile = leads();
+    hostile[1].restricted_at = Some(Timestamp::parse("2026-11-21T00:00:00Z").unwrap());
+    both(&hostile);
+    let data = steward_demo::generate(
+        &steward_demo::DemoConfig::demo(Timestamp::parse("2026-11-22T12:00:00Z").unwrap()).scaled(0.05),
+    );
+    both(&data.leads);
+    both(&data.organizations);
+    both(&data.visitors);
+
+    // A record whose restriction is set reads as set; one without, or with null, does not.
+    let restricted = serde_json::to_string(&hostile[1]).unwrap();
+    assert!(JsonRecord::parse(&restricted).unwrap().is_set("restricted_at"));
+    assert!(!JsonRecord::parse(&serde_json::to_string(&hostile[0]).unwrap()).unwrap().is_set("restricted_at"));
+    assert!(!JsonRecord::parse(r#"{"restricted_at":null}"#).unwrap().is_set("restricted_at"));
+    assert!(JsonRecord::parse("[1]").is_err() && JsonRecord::parse("{} x").is_err());
 }

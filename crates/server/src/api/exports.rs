@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use steward_domain::{Event, Journey, Lead, Organization, Scope, Session, Timestamp, VisitorProfile};
-use steward_export::{Dataset, DatasetName, Format, Writer};
+use steward_export::{CsvRows, Dataset, DatasetName, Format, JsonColumns, JsonRecord, Writer};
 use steward_store::records::decode_doc_in_place;
 use steward_store::vault::TenantKeys;
 use steward_store::{
@@ -53,6 +53,24 @@ pub trait Exportable: Dataset + Send + Sync {
         pages: mpsc::Sender<Vec<Self>>,
     ) -> anyhow::Result<()>;
 
+    /// The dataset's columns read straight from its stored JSON, when it can be exported that
+    /// way (see [`steward_export::body`]): CSV then skips building each typed record.
+    fn json_columns() -> Option<&'static JsonColumns> {
+        None
+    }
+
+    /// As [`Exportable::scan`], with each page rendered as CSV rows (and their count) from the
+    /// stored JSON by [`Exportable::json_columns`], on the threads that open the bodies.
+    async fn scan_csv(
+        _store: Arc<dyn Store>,
+        _ctx: TenantCtx,
+        _window: ListQuery,
+        _audience: Audience,
+        _pages: mpsc::Sender<(Vec<u8>, u64)>,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("{} is not exported from its stored JSON", Self::NAME)
+    }
+
     /// Rows and stored bytes in the period.
     async fn measure(store: &dyn Store, ctx: &TenantCtx, window: &ListQuery) -> StoreResult<(u64, u64)>;
 
@@ -84,6 +102,20 @@ macro_rules! exportable_record {
                 pages: mpsc::Sender<Vec<Self>>,
             ) -> anyhow::Result<()> {
                 scan_records(store, ctx, window, audience, pages).await
+            }
+            fn json_columns() -> Option<&'static JsonColumns> {
+                static COLUMNS: std::sync::LazyLock<Option<JsonColumns>> =
+                    std::sync::LazyLock::new(JsonColumns::of::<$type>);
+                COLUMNS.as_ref()
+            }
+            async fn scan_csv(
+                store: Arc<dyn Store>,
+                ctx: TenantCtx,
+                window: ListQuery,
+                audience: Audience,
+                pages: mpsc::Sender<(Vec<u8>, u64)>,
+            ) -> anyhow::Result<()> {
+                scan_records_csv::<Self>(store, ctx, window, audience, pages).await
             }
             async fn measure(store: &dyn Store, ctx: &TenantCtx, window: &ListQuery) -> StoreResult<(u64, u64)> {
                 store.measure_docs(ctx, <$type as Record>::KIND, window).await
@@ -215,11 +247,17 @@ pub enum Audience {
 /// in the person's own access archive.
 pub trait Withheld {
     fn withheld(&self) -> bool;
+    /// The same, read from the record's stored JSON.
+    fn withheld_json(record: &JsonRecord<'_>) -> bool;
 }
 
 impl Withheld for Lead {
     fn withheld(&self) -> bool {
         self.restricted_at.is_some()
+    }
+
+    fn withheld_json(record: &JsonRecord<'_>) -> bool {
+        record.is_set("restricted_at")
     }
 }
 
@@ -227,10 +265,18 @@ impl Withheld for VisitorProfile {
     fn withheld(&self) -> bool {
         self.restricted_at.is_some()
     }
+
+    fn withheld_json(record: &JsonRecord<'_>) -> bool {
+        record.is_set("restricted_at")
+    }
 }
 
 impl Withheld for Organization {
     fn withheld(&self) -> bool {
+        false
+    }
+
+    fn withheld_json(_record: &JsonRecord<'_>) -> bool {
         false
     }
 }
@@ -258,40 +304,81 @@ async fn scan_records<R: Record + Withheld + Send + 'static>(
     pages: mpsc::Sender<Vec<R>>,
 ) -> anyhow::Result<()> {
     let keys = store.keys(&ctx)?;
-    let (docs, received) = mpsc::channel::<Vec<Doc>>(1);
-    let open = tokio::task::spawn_blocking(move || open_pages(&ctx, &keys, audience, received, &pages));
-    let scanned = store.scan_docs(&ctx, R::KIND, window, docs).await;
-    open.await.map_err(|e| anyhow::anyhow!("export reader failed: {e}"))??;
-    Ok(scanned?)
-}
-
-/// Opens scanned pages (decrypts and parses every body) and sends them on in their order.
-/// Opening is the export's largest cost per row, so two threads share it: page 0 to the first,
-/// page 1 to the second, and so on, each page collected back in turn.
-fn open_pages<R: Record + Withheld + Send>(
-    ctx: &TenantCtx,
-    keys: &TenantKeys,
-    audience: Audience,
-    mut received: mpsc::Receiver<Vec<Doc>>,
-    pages: &mpsc::Sender<Vec<R>>,
-) -> StoreResult<()> {
-    let open = |mut page: Vec<Doc>| -> StoreResult<Vec<R>> {
+    let open = move |mut page: Vec<Doc>| -> anyhow::Result<Vec<R>> {
         let mut records = Vec::with_capacity(page.len());
         for doc in &mut page {
-            records.push(decode_doc_in_place::<R>(ctx, keys, R::KIND, doc)?);
+            records.push(decode_doc_in_place::<R>(&ctx, &keys, R::KIND, doc)?);
         }
         if audience == Audience::Export {
             records.retain(|record| !record.withheld());
         }
         Ok(records)
     };
+    scan_opened(store, ctx, R::KIND, window, open, pages).await
+}
+
+/// [`scan_records`] rendering CSV rows from the stored JSON (see [`Exportable::scan_csv`]).
+async fn scan_records_csv<R: Exportable + Record + Withheld + Send + 'static>(
+    store: Arc<dyn Store>,
+    ctx: TenantCtx,
+    window: ListQuery,
+    audience: Audience,
+    pages: mpsc::Sender<(Vec<u8>, u64)>,
+) -> anyhow::Result<()> {
+    let keys = store.keys(&ctx)?;
+    let columns = R::json_columns().ok_or_else(|| anyhow::anyhow!("{} has no JSON columns", R::NAME))?;
+    let open = move |mut page: Vec<Doc>| -> anyhow::Result<(Vec<u8>, u64)> {
+        let mut rows = CsvRows::new(page.len() * 768);
+        for doc in &mut page {
+            let json = open_in_place(&ctx, &keys, R::KIND, doc)?;
+            let record = JsonRecord::parse(json)?;
+            if audience == Audience::Export && R::withheld_json(&record) {
+                continue;
+            }
+            rows.write(columns, &record)?;
+        }
+        Ok(rows.finish()?)
+    };
+    scan_opened(store, ctx, R::KIND, window, open, pages).await
+}
+
+/// A stored body decrypted where it lies, as the JSON text it holds.
+fn open_in_place<'a>(ctx: &TenantCtx, keys: &TenantKeys, kind: DocKind, doc: &'a mut Doc) -> StoreResult<&'a str> {
+    let context = steward_store::codec::context(ctx, kind, &doc.id);
+    let json = keys.open_in_place(&context, &mut doc.body)?;
+    std::str::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Reads the window with the store's bulk scan and sends every page through `open` (decrypts,
+/// parses, filters, perhaps renders) in order. Opening is the export's largest cost per row, so
+/// two threads share it: page 0 to the first, page 1 to the second, and so on, each collected
+/// back in turn.
+async fn scan_opened<T: Send + 'static>(
+    store: Arc<dyn Store>,
+    ctx: TenantCtx,
+    kind: DocKind,
+    window: ListQuery,
+    open: impl Fn(Vec<Doc>) -> anyhow::Result<T> + Send + Sync + 'static,
+    pages: mpsc::Sender<T>,
+) -> anyhow::Result<()> {
+    let (docs, received) = mpsc::channel::<Vec<Doc>>(1);
+    let opening = tokio::task::spawn_blocking(move || open_pages(received, &pages, &open));
+    let scanned = store.scan_docs(&ctx, kind, window, docs).await;
+    opening.await.map_err(|e| anyhow::anyhow!("export reader failed: {e}"))??;
+    Ok(scanned?)
+}
+
+fn open_pages<T: Send>(
+    mut received: mpsc::Receiver<Vec<Doc>>,
+    pages: &mpsc::Sender<T>,
+    open: &(impl Fn(Vec<Doc>) -> anyhow::Result<T> + Sync),
+) -> anyhow::Result<()> {
     std::thread::scope(|scope| {
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
         for _ in 0..2 {
             let (input, work) = std::sync::mpsc::sync_channel::<Vec<Doc>>(1);
-            let (done, output) = std::sync::mpsc::sync_channel::<StoreResult<Vec<R>>>(1);
-            let open = &open;
+            let (done, output) = std::sync::mpsc::sync_channel::<anyhow::Result<T>>(1);
             scope.spawn(move || {
                 for page in work {
                     if done.send(open(page)).is_err() {
@@ -303,16 +390,16 @@ fn open_pages<R: Record + Withheld + Send>(
             outputs.push(output);
         }
         // True while the writer still takes pages.
-        let forward = |worker: usize| -> StoreResult<bool> {
+        let forward = |worker: usize| -> anyhow::Result<bool> {
             match outputs[worker].recv() {
-                Ok(records) => Ok(pages.blocking_send(records?).is_ok()),
-                Err(_) => Err(StoreError::Corrupt("an export thread stopped".into())),
+                Ok(page) => Ok(pages.blocking_send(page?).is_ok()),
+                Err(_) => anyhow::bail!("an export thread stopped"),
             }
         };
         let mut sent = 0_usize;
         while let Some(page) = received.blocking_recv() {
             if inputs[sent % 2].send(page).is_err() {
-                return Err(StoreError::Corrupt("an export thread stopped".into()));
+                anyhow::bail!("an export thread stopped");
             }
             sent += 1;
             // The page before this one is ready first, or soon: collect it while this one opens.
@@ -669,6 +756,22 @@ pub async fn run<R: Exportable, W: Write + Send + 'static>(
     out: W,
     rows: Arc<AtomicU64>,
 ) -> anyhow::Result<W> {
+    if format == Format::Csv && R::json_columns().is_some() {
+        // Rows rendered from the stored JSON on the opening threads; here they are only copied.
+        let (pages, mut receiver) = mpsc::channel::<(Vec<u8>, u64)>(1);
+        let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<W> {
+            let mut writer = Writer::<W, R>::new(format, out)?;
+            while let Some((bytes, count)) = receiver.blocking_recv() {
+                writer.write_csv_rows(&bytes, count)?;
+                rows.fetch_add(count, Ordering::Relaxed);
+            }
+            Ok(writer.finish()?)
+        });
+        let read_result = R::scan_csv(store, ctx, window, Audience::Export, pages).await;
+        let written = writer.await.map_err(|e| anyhow::anyhow!("export writer failed: {e}"))?;
+        read_result?;
+        return written;
+    }
     let (pages, mut receiver) = mpsc::channel::<Vec<R>>(1);
     let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<W> {
         let mut writer = Writer::<W, R>::new(format, out)?;
