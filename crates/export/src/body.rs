@@ -20,6 +20,9 @@ use crate::{ColumnKind, Dataset, ExportError};
 #[derive(Debug)]
 pub struct JsonRecord<'a> {
     members: Vec<(&'a str, &'a RawValue)>,
+    /// Where the last lookup found its member: columns follow the order the record's fields
+    /// are written in, so the next one is most often right after it.
+    next: std::cell::Cell<usize>,
 }
 
 impl<'a> JsonRecord<'a> {
@@ -43,12 +46,17 @@ impl<'a> JsonRecord<'a> {
         let mut deserializer = serde_json::Deserializer::from_str(json);
         let members = (&mut deserializer).deserialize_map(Members)?;
         deserializer.end()?;
-        Ok(Self { members })
+        Ok(Self { members, next: std::cell::Cell::new(0) })
     }
 
     /// The member's value unless it is missing or null.
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.members.iter().find(|(name, _)| *name == key).map(|(_, value)| *value).filter(|v| v.get() != "null")
+        let start = self.next.get().min(self.members.len());
+        let (after, before) = self.members.split_at(start);
+        let found = before.iter().chain(after).position(|(name, _)| *name == key)?;
+        let index = (start + found) % self.members.len();
+        self.next.set(index + 1);
+        Some(self.members[index].1).filter(|value| value.get() != "null")
     }
 
     /// True when the member is present and not null.

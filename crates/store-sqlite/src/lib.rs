@@ -654,8 +654,15 @@ impl Store for SqliteStore {
 
     async fn measure_docs(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<(u64, u64)> {
         let statement = sql::measure_docs(Dialect::Sqlite, ctx, kind, query)?;
-        let row = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?;
-        let (rows, bytes): (i64, i64) = (row.get(0), row.get(1));
+        let (rows, bytes): (i64, i64) = match self.file.clone() {
+            Some(file) => tokio::task::spawn_blocking(move || scan::measure(&file, &statement))
+                .await
+                .map_err(StoreError::backend)??,
+            None => {
+                let row = bind(&statement).fetch_one(&self.pool).await.map_err(StoreError::backend)?;
+                (row.get(0), row.get(1))
+            }
+        };
         Ok((u64::try_from(rows).unwrap_or(0), u64::try_from(bytes).unwrap_or(0)))
     }
 

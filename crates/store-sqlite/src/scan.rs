@@ -17,15 +17,33 @@ use steward_store::{Doc, StoreError, StoreResult, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// Sends every row of `statement` (id, created_at, updated_at, body) in pages of [`MAX_PAGE`];
-/// stops early, without error, when the receiver is gone.
-pub fn scan(file: &Path, statement: &Statement, pages: &mpsc::Sender<Vec<Doc>>) -> StoreResult<()> {
+/// A read-only connection of its own, with SQLite's default page cache (2 MiB), closed with it.
+fn reader(file: &Path) -> StoreResult<Connection> {
     let connection = Connection::open_with_flags(
         file,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(StoreError::backend)?;
     connection.busy_timeout(Duration::from_secs(10)).map_err(StoreError::backend)?;
+    Ok(connection)
+}
+
+/// The two integers of a one-row `statement` (a count and a size), read on a connection of its
+/// own: counting a large table through a pool connection would leave its 32 MiB page cache full
+/// of index pages for as long as the pool keeps it (the export benchmark's memory bound).
+pub fn measure(file: &Path, statement: &Statement) -> StoreResult<(i64, i64)> {
+    let connection = reader(file)?;
+    let params = rusqlite::params_from_iter(statement.params.iter().map(param));
+    connection
+        .query_row(&statement.sql, params, |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)))
+        .map(|(rows, bytes)| (rows.unwrap_or(0), bytes.unwrap_or(0)))
+        .map_err(StoreError::backend)
+}
+
+/// Sends every row of `statement` (id, created_at, updated_at, body) in pages of [`MAX_PAGE`];
+/// stops early, without error, when the receiver is gone.
+pub fn scan(file: &Path, statement: &Statement, pages: &mpsc::Sender<Vec<Doc>>) -> StoreResult<()> {
+    let connection = reader(file)?;
     // No memory map: mapped pages of a large file would count as the server's resident memory,
     // and read calls cost little next to opening and writing the rows.
     let snapshot = connection.unchecked_transaction().map_err(StoreError::backend)?;
