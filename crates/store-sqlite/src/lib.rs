@@ -254,33 +254,34 @@ impl SqliteStore {
                 // After the writes: on SQLite they hold the write lock by now, so the newest
                 // entry read here is the newest there is.
                 let newest = sql::list_audit(Dialect::Sqlite, ctx, &AuditQuery::default(), true);
-                let mut last = match bind(&newest).fetch_all(&mut *tx).await {
-                    Ok(rows) => rows.first().map(read_audit).transpose(),
+                let last = match bind(&newest).fetch_optional(&mut *tx).await {
+                    Ok(row) => row.as_ref().map(read_audit).transpose(),
                     Err(error) => Err(StoreError::backend(error)),
                 };
-                for draft in drafts {
-                    let row = match &last {
-                        Ok(previous) => steward_store::audit::next_row(ctx, keys, previous.as_ref(), draft),
-                        Err(_) => break,
-                    };
-                    let insert = sql::insert_audit(Dialect::Sqlite, ctx, &row);
-                    match bind(&insert).execute(&mut *tx).await.map_err(map_error("seq")) {
-                        Ok(_) => match steward_store::audit::open_row(ctx, keys, &row) {
-                            Ok(entry) => {
-                                entries.push(entry);
-                                last = Ok(Some(row));
+                let mut appended = last.map(|last| steward_store::audit::chain(ctx, keys, last.as_ref(), drafts));
+                if let Ok(rows) = &appended {
+                    for row in rows {
+                        let insert = sql::insert_audit(Dialect::Sqlite, ctx, row);
+                        match bind(&insert).execute(&mut *tx).await.map_err(map_error("seq")) {
+                            Ok(_) => {}
+                            Err(StoreError::Conflict { .. }) => {
+                                let _ = tx.rollback().await;
+                                continue 'attempt;
                             }
-                            Err(error) => last = Err(error),
-                        },
-                        Err(StoreError::Conflict { .. }) => {
-                            let _ = tx.rollback().await;
-                            continue 'attempt;
+                            Err(error) => {
+                                appended = Err(error);
+                                break;
+                            }
                         }
-                        Err(error) => last = Err(error),
                     }
                 }
-                if let Err(error) = last {
-                    outcome = Err(error);
+                match appended.and_then(|rows| {
+                    rows.iter()
+                        .map(|row| steward_store::audit::open_row(ctx, keys, row))
+                        .collect::<StoreResult<Vec<_>>>()
+                }) {
+                    Ok(opened) => *entries = opened,
+                    Err(error) => outcome = Err(error),
                 }
             }
             return match outcome {

@@ -198,6 +198,16 @@ pub fn next_row(ctx: &TenantCtx, keys: &TenantKeys, last: Option<&AuditRow>, dra
     row
 }
 
+/// The rows of `drafts`, each chained on the one before, the first on `last`.
+pub fn chain(ctx: &TenantCtx, keys: &TenantKeys, last: Option<&AuditRow>, drafts: &[AuditDraft]) -> Vec<AuditRow> {
+    let mut rows: Vec<AuditRow> = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let row = next_row(ctx, keys, rows.last().or(last), draft);
+        rows.push(row);
+    }
+    rows
+}
+
 /// Opens a stored row.
 pub fn open_row(ctx: &TenantCtx, keys: &TenantKeys, row: &AuditRow) -> StoreResult<AuditEntry> {
     let json = keys.open(&context(ctx, &row.id), &row.body)?;

@@ -24,7 +24,7 @@ pub fn encode<R: Serialize>(record: &R, keys: &TenantKeys, context: &[u8]) -> Re
 }
 
 pub fn decode<R: DeserializeOwned>(body: &[u8], keys: &TenantKeys, context: &[u8]) -> Result<R, StoreError> {
-    parse(&keys.open(context, body)?)
+    parse(text(&keys.open(context, body)?)?)
 }
 
 /// [`decode`] of a body the caller owns and no longer needs: it is decrypted where it lies.
@@ -33,12 +33,19 @@ pub fn decode_in_place<R: DeserializeOwned>(
     keys: &TenantKeys,
     context: &[u8],
 ) -> Result<R, StoreError> {
-    parse(keys.open_in_place(context, body)?)
+    parse(open_in_place(body, keys, context)?)
 }
 
-/// Authenticated by the caller: these bytes are what `encode` wrote from validated values. The
-/// text is checked as UTF-8 once, not string by string.
-fn parse<R: DeserializeOwned>(json: &[u8]) -> Result<R, StoreError> {
-    let text = std::str::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    steward_domain::trust::trusted(|| serde_json::from_str(text)).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// A body decrypted where it lies, as the JSON text it holds (checked as UTF-8 once).
+pub fn open_in_place<'a>(body: &'a mut [u8], keys: &TenantKeys, context: &[u8]) -> Result<&'a str, StoreError> {
+    text(keys.open_in_place(context, body)?)
+}
+
+fn text(json: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Authenticated by the caller: these bytes are what `encode` wrote from validated values.
+fn parse<R: DeserializeOwned>(json: &str) -> Result<R, StoreError> {
+    steward_domain::trust::trusted(|| serde_json::from_str(json)).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

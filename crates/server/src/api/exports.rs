@@ -20,10 +20,9 @@ use axum::response::{IntoResponse, Response};
 use steward_domain::{Event, Journey, Lead, Organization, Scope, Session, Timestamp, VisitorProfile};
 use steward_export::{CsvRows, Dataset, DatasetName, Format, JsonColumns, JsonRecord, Writer};
 use steward_store::records::decode_doc_in_place;
-use steward_store::vault::TenantKeys;
 use steward_store::{
-    Actor, ActorKind, AuditEntry, AuditQuery, Doc, DocKind, ListQuery, Record, Store, StoreError, StoreExt,
-    StoreResult, Target, TenantCtx, Value,
+    Actor, ActorKind, AuditEntry, AuditQuery, Doc, DocKind, ListQuery, Record, Store, StoreExt, StoreResult, Target,
+    TenantCtx, Value,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -330,7 +329,8 @@ async fn scan_records_csv<R: Exportable + Record + Withheld + Send + 'static>(
     let open = move |mut page: Vec<Doc>| -> anyhow::Result<(Vec<u8>, u64)> {
         let mut rows = CsvRows::new(page.len() * 768);
         for doc in &mut page {
-            let json = open_in_place(&ctx, &keys, R::KIND, doc)?;
+            let context = steward_store::codec::context(&ctx, R::KIND, &doc.id);
+            let json = steward_store::codec::open_in_place(&mut doc.body, &keys, &context)?;
             let record = JsonRecord::parse(json)?;
             if audience == Audience::Export && R::withheld_json(&record) {
                 continue;
@@ -340,13 +340,6 @@ async fn scan_records_csv<R: Exportable + Record + Withheld + Send + 'static>(
         Ok(rows.finish()?)
     };
     scan_opened(store, ctx, R::KIND, window, open, pages).await
-}
-
-/// A stored body decrypted where it lies, as the JSON text it holds.
-fn open_in_place<'a>(ctx: &TenantCtx, keys: &TenantKeys, kind: DocKind, doc: &'a mut Doc) -> StoreResult<&'a str> {
-    let context = steward_store::codec::context(ctx, kind, &doc.id);
-    let json = keys.open_in_place(&context, &mut doc.body)?;
-    std::str::from_utf8(json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Reads the window with the store's bulk scan and sends every page through `open` (decrypts,
