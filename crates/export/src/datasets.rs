@@ -307,6 +307,7 @@ static AUDIT_COLUMNS: LazyLock<Vec<Column<AuditEntry>>> = LazyLock::new(|| {
         Column::new("ip_network", Text, |a: &A| Cell::display(a.ip_network.as_ref())),
         text("prev_hash", |a: &A| Some(a.prev_hash.as_str())),
         text("hash", |a: &A| Some(a.hash.as_str())),
+        text("damaged", |a: &A| a.damaged.as_deref()),
     ]
 });
 

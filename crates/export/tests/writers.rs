@@ -190,6 +190,7 @@ fn audit_log_entries_are_flat_rows_with_json_text_for_ids_and_detail() {
         ip_network: Some(IpNetwork::parse("198.51.100.77").unwrap()),
         prev_hash: "00".repeat(32),
         hash: "ab".repeat(32),
+        damaged: None,
     };
     let entries = [
         entry(1, Actor { kind: ActorKind::Client, id: Some("=client".into()) }, json!({"note": "-x"}), vec![id]),
@@ -210,7 +211,8 @@ fn audit_log_entries_are_flat_rows_with_json_text_for_ids_and_detail() {
             "detail",
             "ip_network",
             "prev_hash",
-            "hash"
+            "hash",
+            "damaged"
         ]
     );
     let csv = write(Format::Csv, &entries, 10);
@@ -235,7 +237,8 @@ fn audit_log_entries_are_flat_rows_with_json_text_for_ids_and_detail() {
             r#"{"note":"-x"}"#,
             "198.51.100.0/24",
             &zeros,
-            &hash
+            &hash,
+            ""
         ]
     );
     assert_eq!((&rows[1][4], &rows[1][8], &rows[1][9]), ("", "", ""), "no actor id, no ids, an empty detail");

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 use steward_domain::subject::{LedgerEntry, LedgerReason};
 use steward_domain::{Event, Lead, LeadId, Session, TenantId, VisitorProfile};
-use steward_store::records::from_hex;
-use steward_store::{Batch, DocKind, ListQuery, Lookup, Store, StoreExt, Target, TenantCtx, Value};
+use steward_store::records::{from_hex, to_hex};
+use steward_store::{Batch, DocKind, ListQuery, Lookup, Store, StoreExt, StoreResult, Target, TenantCtx, Value};
 
 use crate::state::AppState;
 
@@ -81,6 +81,18 @@ pub struct Reapplied {
     pub erased: BTreeMap<String, u64>,
 }
 
+/// Whether an organization still holds an erased email or phone (a contact entry restored
+/// with its organization from a backup taken before the erasure).
+async fn has_copies(
+    store: &dyn Store,
+    ctx: &TenantCtx,
+    keys: &steward_store::TenantKeys,
+    erased: &BTreeSet<Vec<u8>>,
+) -> StoreResult<bool> {
+    let copies = crate::subjects::Copies::of_keys(erased.iter().map(|key| to_hex(key)));
+    Ok(!copies.organizations(store, ctx, keys).await?.is_empty())
+}
+
 /// Re-applies the tenant's mirrored ledger to its database.
 pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reapplied> {
     let store = state.store.as_ref();
@@ -127,17 +139,15 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
                 || erased.contains(&Lookup::VisitorId.key(&keys, &profile.id.to_string()))
         })
         .collect();
-    if leads.is_empty() && profiles.is_empty() {
+    if leads.is_empty() && profiles.is_empty() && !has_copies(store, ctx, &keys, &erased).await? {
         return Ok(report);
     }
     let profile_ids: BTreeSet<uuid::Uuid> = profiles.iter().map(|p| p.id.into_uuid()).collect();
     let mut batch = Batch::default();
-    let mut organization_ids: BTreeSet<uuid::Uuid> =
-        leads.values().filter_map(|lead| lead.organization_id.map(|id| id.into_uuid())).collect();
-    organization_ids.extend(profiles.iter().filter_map(|p| p.organization_id.map(|id| id.into_uuid())));
-    let lead_ids: BTreeSet<LeadId> = leads.keys().copied().collect();
-    let contacts =
-        crate::subjects::remove_contacts(store, ctx, &keys, &organization_ids, &lead_ids, &mut batch).await?;
+    // Copies in organizations: by the erased identifiers themselves and by the leads found.
+    let mut copies = crate::subjects::Copies::of_keys(erased.iter().map(|key| to_hex(key)));
+    copies.extend(crate::subjects::Copies::of_leads(&keys, leads.values()));
+    let contacts = copies.remove(store, ctx, &keys, state.clock.now(), &mut batch).await?;
     let sessions: Vec<Session> = crate::subjects::any_of(store, ctx, "visitor_profile_id", &profile_ids).await?;
     let events: Vec<Event> = crate::subjects::any_of(store, ctx, "visitor_profile_id", &profile_ids).await?;
     for event in &events {
@@ -166,6 +176,7 @@ pub async fn reapply(state: &AppState, ctx: &TenantCtx) -> anyhow::Result<Reappl
     // The erasures and their entry in one transaction.
     let draft = crate::api::audit::by_system(state, "erasure.reapplied", target, detail);
     store.write_docs_audited(batch.writes(), ctx, &[draft]).await?;
+    store.purge_deleted().await?;
     Ok(report)
 }
 

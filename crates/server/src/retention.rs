@@ -280,14 +280,13 @@ async fn delete_lead_batch(state: &AppState, ctx: &TenantCtx, query: &ListQuery)
         return Ok(0);
     }
     let ids: BTreeSet<LeadId> = leads.iter().map(|lead| lead.id).collect();
-    let organization_ids: BTreeSet<uuid::Uuid> =
-        leads.iter().filter_map(|lead| lead.organization_id.map(|id| id.into_uuid())).collect();
     let profile_ids: BTreeSet<uuid::Uuid> =
         leads.iter().filter_map(|lead| lead.visitor_profile_id.map(|id| id.into_uuid())).collect();
     let keys = state.store.keys(ctx)?;
     let mut batch = Batch::default();
     let store = state.store.as_ref();
-    crate::subjects::remove_contacts(store, ctx, &keys, &organization_ids, &ids, &mut batch).await?;
+    let now = state.clock.now();
+    crate::subjects::Copies::of_lead_ids(&keys, &ids).remove(store, ctx, &keys, now, &mut batch).await?;
     for mut profile in crate::subjects::any_of::<VisitorProfile>(store, ctx, "id", &profile_ids).await? {
         let before = profile.lead_ids.len();
         profile.lead_ids.retain(|id| !ids.contains(id));
@@ -384,6 +383,10 @@ pub async fn sweep_tenant(state: &AppState, ctx: &TenantCtx) -> Result<SweepRepo
         if let Err(error) = state.store.audit(ctx, &draft).await {
             // The rows are gone but the record of it is not written: that needs the operator.
             report.fail("audit-log", error_text(&error), state.clock.now());
+        }
+        // Expired rows leave no bytes behind in the database files either.
+        if let Err(error) = state.store.purge_deleted().await {
+            tracing::warn!(error = %error, "expired rows may linger in the database files until the next purge");
         }
     }
     if !report.failures.is_empty() {

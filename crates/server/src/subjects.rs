@@ -36,6 +36,8 @@ use crate::state::AppState;
 
 /// Most values one `IN (…)` list carries.
 const IDS_PER_QUERY: usize = 500;
+/// Most words one search of organizations' `contact_keys` tries (each a `LIKE`).
+const WORDS_PER_QUERY: usize = 100;
 
 /// Who answers a request, for its history and the audit log.
 #[derive(Debug, Clone)]
@@ -106,10 +108,6 @@ impl Person {
         self.leads.is_empty() && self.visitor_profiles.is_empty() && self.journeys.is_empty()
     }
 
-    fn emails(&self) -> HashSet<String> {
-        self.leads.iter().filter_map(|lead| lead.email.as_ref().map(|email| email.lookup_key())).collect()
-    }
-
     /// Ids of the records an audit entry may name.
     fn record_ids(&self) -> HashSet<Uuid> {
         let mut ids: HashSet<Uuid> = self.leads.iter().map(|lead| lead.id.into_uuid()).collect();
@@ -150,28 +148,6 @@ pub async fn record_pending(
     store.insert_audited(ctx, std::slice::from_ref(request), &acting.draft(now, action, target, detail)).await
 }
 
-/// Takes the contact entries of `leads` (and their name and email copies) out of the named
-/// organizations, adding each changed organization to `batch`; how many entries went.
-pub(crate) async fn remove_contacts(
-    store: &dyn Store,
-    ctx: &TenantCtx,
-    keys: &TenantKeys,
-    organization_ids: &BTreeSet<Uuid>,
-    leads: &BTreeSet<LeadId>,
-    batch: &mut Batch,
-) -> StoreResult<u64> {
-    let mut removed = 0;
-    for mut organization in any_of::<Organization>(store, ctx, "id", organization_ids).await? {
-        let before = organization.contacts.len();
-        organization.contacts.retain(|contact| !leads.contains(&contact.lead_id));
-        if organization.contacts.len() != before {
-            removed += (before - organization.contacts.len()) as u64;
-            batch.update(ctx, keys, &organization)?;
-        }
-    }
-    Ok(removed)
-}
-
 /// Every record of `R` whose `column` holds one of `values`.
 pub(crate) async fn any_of<R: Record>(
     store: &dyn Store,
@@ -188,26 +164,133 @@ pub(crate) async fn any_of<R: Record>(
     Ok(found)
 }
 
-/// Finds everything held on `subject`, the audit entries aside ([`with_audit`] adds them).
-pub async fn find(store: &dyn Store, ctx: &TenantCtx, subject: &Subject) -> StoreResult<Person> {
-    let keys = store.keys(ctx)?;
-    let mut leads: BTreeMap<Uuid, Lead> = BTreeMap::new();
-    let mut lookups = Vec::new();
-    if let Some(email) = &subject.email {
-        lookups.push(("email_key", Lookup::Email.key(&keys, &email.lookup_key())));
-    }
-    if let Some(phone) = &subject.phone {
-        lookups.push(("phone_key", Lookup::Phone.key(&keys, phone.as_str())));
-    }
-    if let Some(contact) = &subject.contact_id {
-        lookups.push(("contact_key", Lookup::ContactId.key(&keys, contact)));
-    }
-    for (column, key) in &lookups {
-        let query = ListQuery { equals: vec![(column, Value::Bytes(key.clone()))], ..ListQuery::default() };
-        for lead in store.list_all::<Lead>(ctx, query).await? {
-            leads.insert(lead.id.into_uuid(), lead);
+/// The identifiers a lead holds that a request can name, for telling one person from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Identifier {
+    Email,
+    Phone,
+    ContactId,
+    VisitorId,
+}
+
+impl Identifier {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+            Self::ContactId => "contact_id",
+            Self::VisitorId => "visitor_id",
         }
     }
+
+    /// Whether `lead` holds this identifier with the subject's value (`Some(true)`), another
+    /// value (`Some(false)`), or none at all (`None`).
+    fn agrees(self, subject: &Subject, lead: &Lead) -> Option<bool> {
+        match self {
+            Self::Email => Some(lead.email.as_ref()?.lookup_key() == subject.email.as_ref()?.lookup_key()),
+            Self::Phone => Some(lead.phone.as_ref()? == subject.phone.as_ref()?),
+            Self::ContactId => Some(lead.contact_id.as_ref()? == subject.contact_id.as_ref()?),
+            Self::VisitorId => Some(lead.visitor_profile_id? == subject.visitor_id?),
+        }
+    }
+
+    /// The identifiers a subject names.
+    fn of(subject: &Subject) -> Vec<Self> {
+        let mut named = Vec::new();
+        if subject.email.is_some() {
+            named.push(Self::Email);
+        }
+        if subject.phone.is_some() {
+            named.push(Self::Phone);
+        }
+        if subject.contact_id.is_some() {
+            named.push(Self::ContactId);
+        }
+        if subject.visitor_id.is_some() {
+            named.push(Self::VisitorId);
+        }
+        named
+    }
+}
+
+/// Identifiers that describe one person: an email, a phone and a contact id belong to one
+/// person each, so a lead holding one of them with the subject's value and another with a
+/// different value belongs to someone else. A browser (visitor id) is not a person: one
+/// person uses several, so a lead of another browser never contradicts.
+fn contradicts(subject: &Subject, lead: &Lead) -> Option<Identifier> {
+    [Identifier::Email, Identifier::Phone, Identifier::ContactId]
+        .into_iter()
+        .find(|identifier| identifier.agrees(subject, lead) == Some(false))
+}
+
+/// Refuses identifiers that point at different people, with counts only: which identifier
+/// matched how many records, and how many of those hold another value of another identifier.
+fn check_one_person(subject: &Subject, matched: &BTreeMap<Identifier, Vec<Lead>>) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    for (identifier, leads) in matched {
+        let mut other: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for lead in leads {
+            if let Some(differs) = contradicts(subject, lead) {
+                *other.entry(differs.name()).or_default() += 1;
+            }
+        }
+        for (differs, count) in other {
+            errors.push(steward_domain::FieldError {
+                field: format!("subject.{}", identifier.name()),
+                message: format!(
+                    "matches {} lead(s), {count} of which hold a different {differs} than the one given",
+                    leads.len()
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<&str> = Identifier::of(subject).into_iter().map(Identifier::name).collect();
+    let detail = format!(
+        "the identifiers given ({}) point at records of different people: {}; nothing was read or changed. \
+         Ask again with the identifiers of one person only",
+        named.join(", "),
+        errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+    );
+    Err(ApiError::Conflict(detail, errors))
+}
+
+/// Finds everything held on `subject`, the audit entries aside ([`with_audit`] adds them).
+///
+/// The person's leads are those matching one of the identifiers and contradicting none
+/// ([`contradicts`]); identifiers that match leads of different people are refused with 409
+/// before anything is read further, so a request never reaches someone else. The person's
+/// browsers are those their leads name, the visitor id given and the profiles holding the
+/// contact id; the leads of those browsers join when they contradict no identifier given.
+/// Organizations are searched by the keyed hashes of the person's emails, phones and lead ids
+/// ([`steward_store::records::contact_keys`]), whichever organization holds the entry.
+pub async fn find(store: &dyn Store, ctx: &TenantCtx, subject: &Subject) -> Result<Person, ApiError> {
+    let keys = store.keys(ctx)?;
+    let mut matched: BTreeMap<Identifier, Vec<Lead>> = BTreeMap::new();
+    let mut lookups = Vec::new();
+    if let Some(email) = &subject.email {
+        lookups.push((Identifier::Email, "email_key", Lookup::Email.key(&keys, &email.lookup_key())));
+    }
+    if let Some(phone) = &subject.phone {
+        lookups.push((Identifier::Phone, "phone_key", Lookup::Phone.key(&keys, phone.as_str())));
+    }
+    if let Some(contact) = &subject.contact_id {
+        lookups.push((Identifier::ContactId, "contact_key", Lookup::ContactId.key(&keys, contact)));
+    }
+    for (identifier, column, key) in &lookups {
+        let query = ListQuery { equals: vec![(column, Value::Bytes(key.clone()))], ..ListQuery::default() };
+        matched.insert(*identifier, store.list_all::<Lead>(ctx, query).await?);
+    }
+    if let Some(visitor) = subject.visitor_id {
+        let one = BTreeSet::from([visitor.into_uuid()]);
+        matched.insert(Identifier::VisitorId, any_of::<Lead>(store, ctx, "visitor_profile_id", &one).await?);
+    }
+    check_one_person(subject, &matched)?;
+    let mut leads: BTreeMap<Uuid, Lead> =
+        matched.into_values().flatten().map(|lead| (lead.id.into_uuid(), lead)).collect();
+
     let mut visitors: BTreeSet<Uuid> =
         leads.values().filter_map(|l| l.visitor_profile_id.map(VisitorId::into_uuid)).collect();
     visitors.extend(subject.visitor_id.map(VisitorId::into_uuid));
@@ -216,9 +299,12 @@ pub async fn find(store: &dyn Store, ctx: &TenantCtx, subject: &Subject) -> Stor
         let query = ListQuery { equals: vec![("contact_key", Value::Bytes(key))], ..ListQuery::default() };
         visitors.extend(store.list_all::<VisitorProfile>(ctx, query).await?.iter().map(|p| p.id.into_uuid()));
     }
-    // Once wider: the leads the same browsers left.
+    // Once wider: the leads the same browsers left, unless they are someone else's (a shared
+    // computer): those stay out.
     for lead in any_of::<Lead>(store, ctx, "visitor_profile_id", &visitors).await? {
-        leads.insert(lead.id.into_uuid(), lead);
+        if contradicts(subject, &lead).is_none() {
+            leads.insert(lead.id.into_uuid(), lead);
+        }
     }
     let profiles = any_of::<VisitorProfile>(store, ctx, "id", &visitors).await?;
     let sessions = any_of::<Session>(store, ctx, "visitor_profile_id", &visitors).await?;
@@ -227,7 +313,8 @@ pub async fn find(store: &dyn Store, ctx: &TenantCtx, subject: &Subject) -> Stor
 
     let mut person =
         Person { leads: leads.into_values().collect(), visitor_profiles: profiles, journeys, ..Person::default() };
-    for (organization, contacts) in contacts_of(store, ctx, &person).await? {
+    let copies = Copies::of_person(&keys, subject, &person);
+    for (organization, contacts) in copies.organizations(store, ctx, &keys).await? {
         person.organization_contacts.extend(contacts);
         person.organizations.push(organization);
     }
@@ -269,37 +356,140 @@ fn assemble(sessions: Vec<Session>, events: Vec<Event>) -> Vec<Journey> {
         .collect()
 }
 
-/// The organizations of the person's leads and profiles, each with its contact entries about
-/// the person (by lead or by one of the person's emails).
-async fn contacts_of(
-    store: &dyn Store,
-    ctx: &TenantCtx,
-    person: &Person,
-) -> StoreResult<Vec<(Organization, Vec<OrganizationContact>)>> {
-    let mut ids: BTreeSet<Uuid> =
-        person.leads.iter().filter_map(|lead| lead.organization_id.map(OrganizationId::into_uuid)).collect();
-    ids.extend(person.visitor_profiles.iter().filter_map(|p| p.organization_id.map(OrganizationId::into_uuid)));
-    let leads: HashSet<LeadId> = person.leads.iter().map(|lead| lead.id).collect();
-    let emails = person.emails();
-    let mut found = Vec::new();
-    for organization in any_of::<Organization>(store, ctx, "id", &ids).await? {
-        let contacts: Vec<OrganizationContact> = organization
-            .contacts
-            .iter()
-            .filter(|c| {
-                leads.contains(&c.lead_id) || c.email.as_ref().is_some_and(|e| emails.contains(&e.lookup_key()))
-            })
-            .map(|contact| OrganizationContact {
-                organization_id: organization.id,
-                organization_name: organization.name.clone(),
-                contact: contact.clone(),
-            })
-            .collect();
-        if !contacts.is_empty() {
-            found.push((organization, contacts));
+/// What identifies a person's copies in organizations: the keyed hashes (hex) of their lead
+/// ids, emails and phones, the words of organizations' `contact_keys`. Erasure, its
+/// re-application after a restore, rectification, access and retention all find copies through
+/// this one definition.
+#[derive(Debug, Default)]
+pub(crate) struct Copies {
+    words: BTreeSet<String>,
+}
+
+impl Copies {
+    /// The copies of leads that go while the person may live on in other leads (retention):
+    /// contact entries by lead id only.
+    pub fn of_lead_ids<'a>(keys: &TenantKeys, leads: impl IntoIterator<Item = &'a LeadId>) -> Self {
+        let mut copies = Self::default();
+        for lead in leads {
+            copies.words.insert(to_hex(&Lookup::LeadId.key(keys, &lead.to_string())));
         }
+        copies
     }
-    Ok(found)
+
+    /// Everything of these leads: their ids, emails and phones.
+    pub fn of_leads<'a>(keys: &TenantKeys, leads: impl IntoIterator<Item = &'a Lead>) -> Self {
+        let leads: Vec<&Lead> = leads.into_iter().collect();
+        let mut copies = Self::of_lead_ids(keys, leads.iter().map(|lead| &lead.id));
+        let subjects = leads.iter().map(|lead| identifiers_of(lead));
+        copies.words.extend(subjects.flat_map(|subject| {
+            let of = subject_keys(keys, &subject);
+            [of.email, of.phone].into_iter().flatten()
+        }));
+        copies
+    }
+
+    /// Keyed hashes as the erasure ledger keeps them (hex).
+    pub fn of_keys(words: impl IntoIterator<Item = String>) -> Self {
+        Self { words: words.into_iter().collect() }
+    }
+
+    fn of_person(keys: &TenantKeys, subject: &Subject, person: &Person) -> Self {
+        let mut copies = Self::of_leads(keys, &person.leads);
+        let own = subject_keys(keys, subject);
+        copies.words.extend([own.email, own.phone].into_iter().flatten());
+        copies
+    }
+
+    pub fn extend(&mut self, other: Self) {
+        self.words.extend(other.words);
+    }
+
+    fn has(&self, key: Vec<u8>) -> bool {
+        self.words.contains(&to_hex(&key))
+    }
+
+    /// Whether a contact entry is about the person: by lead or by email.
+    fn names(&self, keys: &TenantKeys, contact: &Contact) -> bool {
+        self.has(Lookup::LeadId.key(keys, &contact.lead_id.to_string()))
+            || contact.email.as_ref().is_some_and(|e| self.has(Lookup::Email.key(keys, &e.lookup_key())))
+    }
+
+    fn own_email(&self, keys: &TenantKeys, organization: &Organization) -> bool {
+        organization.email.as_ref().is_some_and(|e| self.has(Lookup::Email.key(keys, &e.lookup_key())))
+    }
+
+    fn own_phone(&self, keys: &TenantKeys, organization: &Organization) -> bool {
+        organization.phone.as_ref().is_some_and(|p| self.has(Lookup::Phone.key(keys, p.as_str())))
+    }
+
+    /// Every organization holding a copy of the person (a contact entry, or the person's email
+    /// or phone as its own), with the contact entries about them.
+    pub async fn organizations(
+        &self,
+        store: &dyn Store,
+        ctx: &TenantCtx,
+        keys: &TenantKeys,
+    ) -> StoreResult<Vec<(Organization, Vec<OrganizationContact>)>> {
+        if self.words.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Organizations stored before `contact_keys` existed are projected first.
+        store.project_missing::<Organization>(ctx, "contact_keys", &ListQuery::default()).await?;
+        let words: Vec<String> = self.words.iter().cloned().collect();
+        let mut found: BTreeMap<Uuid, Organization> = BTreeMap::new();
+        for chunk in words.chunks(WORDS_PER_QUERY) {
+            let query = ListQuery { any_word: Some(("contact_keys", chunk.to_vec())), ..ListQuery::default() };
+            for organization in store.list_all::<Organization>(ctx, query).await? {
+                found.insert(organization.id.into_uuid(), organization);
+            }
+        }
+        Ok(found
+            .into_values()
+            .filter_map(|organization| {
+                let contacts: Vec<OrganizationContact> = organization
+                    .contacts
+                    .iter()
+                    .filter(|contact| self.names(keys, contact))
+                    .map(|contact| OrganizationContact {
+                        organization_id: organization.id,
+                        organization_name: organization.name.clone(),
+                        contact: contact.clone(),
+                    })
+                    .collect();
+                let held =
+                    !contacts.is_empty() || self.own_email(keys, &organization) || self.own_phone(keys, &organization);
+                held.then_some((organization, contacts))
+            })
+            .collect())
+    }
+
+    /// Takes the person out of every organization holding a copy: their contact entries go,
+    /// and the organization's own email or phone when it is theirs. Each changed organization
+    /// joins `batch`; how many contact entries went.
+    pub async fn remove(
+        &self,
+        store: &dyn Store,
+        ctx: &TenantCtx,
+        keys: &TenantKeys,
+        now: Timestamp,
+        batch: &mut Batch,
+    ) -> StoreResult<u64> {
+        let mut removed = 0;
+        for (mut organization, _) in self.organizations(store, ctx, keys).await? {
+            let before = organization.contacts.len();
+            organization.contacts.retain(|contact| !self.names(keys, contact));
+            removed += (before - organization.contacts.len()) as u64;
+            if self.own_email(keys, &organization) {
+                organization.email = None;
+            }
+            if self.own_phone(keys, &organization) {
+                organization.phone = None;
+            }
+            organization.updated_at = now;
+            batch.update(ctx, keys, &organization)?;
+        }
+        Ok(removed)
+    }
 }
 
 /// Requests about the same person: by the subject's keys and those of the person's leads.
@@ -379,6 +569,19 @@ pub async fn execute(
             RequestKind::Access => access(state, ctx, request, &subject, now).await,
         };
         let (report, detail) = result?;
+        let changed_fields: BTreeSet<String> = detail
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|change| Some(format!("{}.{}", change["record"].as_str()?, change["field"].as_str()?)))
+            .collect();
+        // Values about the person (a rectification's before and after) are sealed under the
+        // request's own key, which the person's erasure destroys; the fields changed stay legible.
+        let detail = if detail.is_null() {
+            detail
+        } else {
+            steward_store::audit::seal_for_subject(state.store.vault(), ctx, request.id.into_uuid(), &detail)?
+        };
         let mut completed = request.clone();
         completed.step(now, "completed", acting.step_actor(), None);
         completed.complete(report, now);
@@ -394,11 +597,17 @@ pub async fn execute(
         let detail = serde_json::json!({
             "request": completed.id, "kind": completed.kind.as_str(), "counts": counts,
             "received_at": completed.received_at, "due_at": completed.due_at, "changes": detail,
+            "changed_fields": changed_fields,
         });
         // The changes, the completed request and the entry recording them: one transaction.
         let draft = acting.draft(now, &action, target, detail);
         match state.store.write_docs_audited(batch.writes(), ctx, &[draft]).await {
             Ok(_) => {
+                if request.kind == RequestKind::Erasure
+                    && let Err(error) = state.store.purge_deleted().await
+                {
+                    tracing::warn!(error = %error, "erased rows may linger in the database files until the next purge");
+                }
                 *request = completed;
                 return Ok(());
             }
@@ -511,27 +720,28 @@ async fn erase(
         }
         batch.delete(ctx, DocKind::Session, journey.session.id.into_uuid());
     }
-    let leads: HashSet<LeadId> = person.leads.iter().map(|lead| lead.id).collect();
-    let emails = person.emails();
     let now = state.clock.now();
-    let mut contacts = 0;
-    for mut organization in person.organizations.clone() {
-        let before = organization.contacts.len();
-        organization.contacts.retain(|c| {
-            !(leads.contains(&c.lead_id) || c.email.as_ref().is_some_and(|e| emails.contains(&e.lookup_key())))
-        });
-        contacts += (before - organization.contacts.len()) as u64;
-        if organization.email.as_ref().is_some_and(|e| emails.contains(&e.lookup_key())) {
-            organization.email = None;
-        }
-        organization.updated_at = now;
-        batch.update(ctx, keys, &organization)?;
-    }
+    let contacts = Copies::of_person(keys, subject, &person).remove(store, ctx, keys, now, batch).await?;
+    // What the audit log keeps about the person's earlier requests (a rectification's values)
+    // becomes unreadable for good.
+    let anchors: Vec<Uuid> = person.subject_requests.iter().map(|r| r.id.into_uuid()).collect();
+    store.vault().destroy_subject_keys(ctx.tenant_id(), &anchors).map_err(StoreError::from)?;
     let mut requests = 0;
     for mut earlier in person.subject_requests.iter().filter(|r| r.id != request.id).cloned() {
-        // Kept as proof that the requests were answered; who asked is no longer said.
+        // Kept as proof that the requests were answered; who asked, the corrected values and
+        // the access archive (a copy of everything) go.
         earlier.subject = None;
         earlier.subject_hint = "erased".into();
+        earlier.changes = None;
+        if let Some(report) = earlier.report.as_mut()
+            && let Some(archive) = report.archive.take()
+        {
+            state.files.remove(&archive.key).map_err(|e| ApiError::Internal(e.into()))?;
+            report.note = Some(format!(
+                "the access archive was deleted when the person's data was erased (request {})",
+                request.id
+            ));
+        }
         batch.update(ctx, keys, &earlier)?;
         requests += 1;
     }
@@ -615,7 +825,8 @@ async fn rectify(
         }
         rectified.insert(lead.id, lead);
     }
-    let old_emails = person.emails();
+    let old_emails: HashSet<String> =
+        person.leads.iter().filter_map(|lead| lead.email.as_ref().map(|email| email.lookup_key())).collect();
     let mut contacts = 0;
     for mut organization in person.organizations.clone() {
         let mut changed = false;

@@ -131,7 +131,7 @@ impl DocKind {
                 ("restricted", Int),
                 ("referrer_type", Text),
             ],
-            Self::Organization => &[("domain", Text)],
+            Self::Organization => &[("domain", Text), ("contact_keys", Text)],
             Self::VisitorProfile => &[("organization_id", Uuid), ("contact_key", Bytes), ("restricted", Int)],
             Self::Session => &[("visitor_profile_id", Uuid), ("converted", Int)],
             Self::Event => &[("session_id", Uuid), ("visitor_profile_id", Uuid), ("position", Int)],
@@ -211,6 +211,9 @@ pub struct ListQuery {
     pub any_of: Option<(&'static str, Vec<Value>)>,
     /// A column that must hold none of these values (a NULL passes).
     pub none_of: Option<(&'static str, Vec<Value>)>,
+    /// A text column of space-separated words that must hold at least one of these words: the
+    /// keyed hashes of every person an organization names ([`crate::records::contact_keys`]).
+    pub any_word: Option<(&'static str, Vec<String>)>,
     /// A projected column that must be NULL: rows stored before the column was added (or by a
     /// node that did not know it yet), whose value is still to be projected from the body.
     pub missing: Option<&'static str>,
@@ -228,6 +231,7 @@ impl Default for ListQuery {
             equals: Vec::new(),
             any_of: None,
             none_of: None,
+            any_word: None,
             missing: None,
         }
     }

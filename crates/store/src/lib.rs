@@ -115,6 +115,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Makes the bytes of rows deleted so far unreadable in the database's own files, where the
+    /// engine allows it without blocking others; called after an erasure and a retention sweep.
+    /// SQLite deletes with `secure_delete` (freed cells and pages are zeroed) and this truncates
+    /// the write-ahead log, whose older frames still hold the pages as they were. PostgreSQL
+    /// keeps dead row versions until (auto)vacuum reuses their space; see the README.
+    async fn purge_deleted(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     // Operator-level: tenants are the one thing not inside a tenant.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;

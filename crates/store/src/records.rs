@@ -71,8 +71,8 @@ impl Record for Organization {
     fn updated_at(&self) -> Timestamp {
         self.updated_at
     }
-    fn projection(&self, _keys: &TenantKeys) -> Vec<Value> {
-        vec![self.domain.as_ref().map(|d| d.as_str()).into()]
+    fn projection(&self, keys: &TenantKeys) -> Vec<Value> {
+        vec![self.domain.as_ref().map(|d| d.as_str()).into(), Value::Text(contact_keys(self, keys))]
     }
 }
 
@@ -215,6 +215,29 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// Every person an organization names, as space-separated hex keyed hashes: its contact
+/// entries' lead ids and emails, and its own email and phone (a sole trader's are a person's).
+/// Data-subject requests, erasure and retention find the organizations holding a copy of a
+/// person through this column ([`ListQuery::any_word`]), never through clear values.
+pub fn contact_keys(organization: &Organization, keys: &TenantKeys) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for contact in &organization.contacts {
+        words.push(to_hex(&Lookup::LeadId.key(keys, &contact.lead_id.to_string())));
+        if let Some(email) = &contact.email {
+            words.push(to_hex(&Lookup::Email.key(keys, &email.lookup_key())));
+        }
+    }
+    if let Some(email) = &organization.email {
+        words.push(to_hex(&Lookup::Email.key(keys, &email.lookup_key())));
+    }
+    if let Some(phone) = &organization.phone {
+        words.push(to_hex(&Lookup::Phone.key(keys, phone.as_str())));
+    }
+    words.sort_unstable();
+    words.dedup();
+    words.join(" ")
+}
+
 /// The values with an exact-match lookup column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -223,6 +246,8 @@ pub enum Lookup {
     ContactId,
     /// A visitor id (its hyphenated form): only in the erasure ledger and request keys.
     VisitorId,
+    /// A lead id (hyphenated): only inside organizations' `contact_keys`.
+    LeadId,
 }
 
 impl Lookup {
@@ -232,6 +257,7 @@ impl Lookup {
             Self::Phone => "phone_key",
             Self::ContactId => "contact_key",
             Self::VisitorId => "visitor_key",
+            Self::LeadId => "lead_key",
         }
     }
 
@@ -376,35 +402,47 @@ pub trait StoreExt: Store {
         needs: &[&'static str],
     ) -> StoreResult<Vec<TallyRow>> {
         for column in needs {
-            let mut missing =
-                ListQuery { missing: Some(column), after: None, limit: crate::doc::MAX_PAGE, ..query.window.clone() };
             // Asked as a tally first: that reads the covering index alone, where a list of the
             // (normally no) rows would read the period's rows to test the column.
-            let check = TallyQuery { window: missing.clone(), group: None, person: query.person, sum: None };
+            let window = ListQuery { missing: Some(column), ..query.window.clone() };
+            let check = TallyQuery { window, group: None, person: query.person, sum: None };
             if self.tally_docs(ctx, R::KIND, &check).await?.is_empty() {
                 continue;
             }
-            loop {
-                let docs = self.list_docs(ctx, R::KIND, &missing).await?;
-                let full = docs.len() == crate::doc::MAX_PAGE as usize;
-                missing.after = docs.last().map(|doc| doc.id);
-                if !docs.is_empty() {
-                    let keys = self.keys(ctx)?;
-                    let projections = docs
-                        .into_iter()
-                        .map(|doc| {
-                            let record: R = decode_doc(ctx, &keys, R::KIND, &doc)?;
-                            Ok(Projection { id: doc.id, columns: record.projection(&keys), body: doc.body })
-                        })
-                        .collect::<StoreResult<Vec<_>>>()?;
-                    self.project_docs(ctx, R::KIND, &projections).await?;
-                }
-                if !full {
-                    break;
-                }
-            }
+            self.project_missing::<R>(ctx, column, &query.window).await?;
         }
         self.tally_docs(ctx, R::KIND, query).await
+    }
+
+    /// Opens the rows of `window` whose projected `column` is still NULL (stored before the
+    /// column existed, or by a node that did not know it) and saves their projected columns.
+    async fn project_missing<R: Record>(
+        &self,
+        ctx: &TenantCtx,
+        column: &'static str,
+        window: &ListQuery,
+    ) -> StoreResult<()> {
+        let mut missing =
+            ListQuery { missing: Some(column), after: None, limit: crate::doc::MAX_PAGE, ..window.clone() };
+        loop {
+            let docs = self.list_docs(ctx, R::KIND, &missing).await?;
+            let full = docs.len() == crate::doc::MAX_PAGE as usize;
+            missing.after = docs.last().map(|doc| doc.id);
+            if !docs.is_empty() {
+                let keys = self.keys(ctx)?;
+                let projections = docs
+                    .into_iter()
+                    .map(|doc| {
+                        let record: R = decode_doc(ctx, &keys, R::KIND, &doc)?;
+                        Ok(Projection { id: doc.id, columns: record.projection(&keys), body: doc.body })
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                self.project_docs(ctx, R::KIND, &projections).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     async fn count<R: Record>(&self, ctx: &TenantCtx) -> StoreResult<u64> {
@@ -432,17 +470,25 @@ pub trait StoreExt: Store {
     async fn audit_entries(&self, ctx: &TenantCtx, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let keys = self.keys(ctx)?;
         let rows = self.list_audit(ctx, query, false).await?;
-        rows.iter().map(|row| audit::open_row(ctx, &keys, row)).collect()
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let mut entry = audit::open_row_lenient(ctx, &keys, row);
+                audit::reveal(self.vault(), ctx, &mut entry.detail);
+                entry
+            })
+            .collect())
     }
 
     /// Walks the whole chain and names the first entry that is changed or missing.
     async fn verify_audit(&self, ctx: &TenantCtx) -> StoreResult<Verification> {
         let mut verifier = audit::Verifier::new();
+        let keys = self.keys(ctx)?;
         let mut query = AuditQuery { limit: crate::doc::MAX_PAGE, ..AuditQuery::default() };
         loop {
             let rows = self.list_audit(ctx, &query, false).await?;
             for row in &rows {
-                if let Some((seq, reason)) = verifier.check(ctx, row) {
+                if let Some((seq, reason)) = verifier.check(ctx, &keys, row) {
                     return Ok(verifier.verdict(Some((seq, reason))));
                 }
             }

@@ -291,6 +291,22 @@ fn filters(b: &mut Builder, kind: DocKind, query: &ListQuery) -> Result<(), Stor
             b.push(")");
         }
     }
+    if let Some((column, words)) = &query.any_word {
+        known(column)?;
+        // Words are hex hashes: nothing in them is a LIKE wildcard.
+        if words.is_empty() || words.iter().any(|word| !word.bytes().all(|b| b.is_ascii_alphanumeric())) {
+            b.push(" AND 1 = 0");
+        } else {
+            b.push(" AND (");
+            for (index, word) in words.iter().enumerate() {
+                if index > 0 {
+                    b.push(" OR ");
+                }
+                b.push("(' ' || ").push(column).push(" || ' ') LIKE ").param(Value::Text(format!("% {word} %")));
+            }
+            b.push(")");
+        }
+    }
     if let Some(column) = query.missing {
         known(column)?;
         b.push(" AND ").push(column).push(" IS NULL");

@@ -105,6 +105,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct TenantKeys {
     body: Aes256Gcm,
     lookup: [u8; 32],
+    audit: [u8; 32],
 }
 
 impl fmt::Debug for TenantKeys {
@@ -121,7 +122,16 @@ impl TenantKeys {
         // Expanding 32 bytes from SHA-256 cannot fail.
         let _ = hkdf.expand(b"record-body", &mut body);
         let _ = hkdf.expand(b"lookup-key", &mut lookup);
-        Self { body: Aes256Gcm::new(&Key::<Aes256Gcm>::from(body)), lookup }
+        let mut audit = [0u8; 32];
+        let _ = hkdf.expand(b"audit-chain", &mut audit);
+        Self { body: Aes256Gcm::new(&Key::<Aes256Gcm>::from(body)), lookup, audit }
+    }
+
+    /// The HMAC that chains the tenant's audit log: only a holder of the data key (kept outside
+    /// the database) can compute an entry's hash, so rewriting the database is not enough to
+    /// rewrite the log unnoticed.
+    pub fn audit_mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.audit).expect("HMAC takes any key length")
     }
 
     /// `0x01 ‖ nonce ‖ ciphertext+tag`; `context` (table, tenant, id) is authenticated so a
@@ -259,6 +269,87 @@ impl Vault {
         Ok(keys)
     }
 
+    fn subject_key_path(&self, tenant: TenantId, anchor: uuid::Uuid) -> PathBuf {
+        self.folder.join("subject-keys").join(tenant.to_string()).join(format!("{anchor}.key"))
+    }
+
+    fn subject_context(tenant: TenantId, anchor: uuid::Uuid) -> Vec<u8> {
+        let mut context = b"steward-subject-key-v1\0".to_vec();
+        context.extend_from_slice(tenant.as_uuid().as_bytes());
+        context.extend_from_slice(anchor.as_bytes());
+        context
+    }
+
+    /// Seals `plaintext` under the key of one person's request or record (`anchor`), created on
+    /// first use: what must be kept as evidence about a person (the values a rectification
+    /// replaced) without outliving their erasure, which destroys that key
+    /// ([`Vault::destroy_subject_keys`]). Like data keys, these keys live in the key folder,
+    /// outside database backups, so a restored database cannot bring the values back.
+    pub fn seal_for_subject(
+        &self,
+        tenant: TenantId,
+        anchor: uuid::Uuid,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        let path = self.subject_key_path(tenant, anchor);
+        let context = Self::subject_context(tenant, anchor);
+        let wrapped = match fs::read(&path) {
+            Ok(wrapped) => wrapped,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::rng().random();
+                let wrapped = seal_with(&self.master.cipher(), &context, &key);
+                match write_private(&path, &wrapped) {
+                    Ok(()) => wrapped,
+                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => fs::read(&path)?,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let cipher = self.subject_cipher(tenant, &context, &wrapped)?;
+        Ok(seal_with(&cipher, &context, plaintext))
+    }
+
+    /// Opens what [`Vault::seal_for_subject`] sealed; `None` once the key is destroyed.
+    pub fn open_for_subject(
+        &self,
+        tenant: TenantId,
+        anchor: uuid::Uuid,
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>, VaultError> {
+        let wrapped = match fs::read(self.subject_key_path(tenant, anchor)) {
+            Ok(wrapped) => wrapped,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let context = Self::subject_context(tenant, anchor);
+        let cipher = self.subject_cipher(tenant, &context, &wrapped)?;
+        open_with(&cipher, &context, sealed).map(Some)
+    }
+
+    fn subject_cipher(&self, tenant: TenantId, context: &[u8], wrapped: &[u8]) -> Result<Aes256Gcm, VaultError> {
+        let key = open_with(&self.master.cipher(), context, wrapped).map_err(|_| VaultError::Unwrap(tenant))?;
+        let key: [u8; 32] = key.try_into().map_err(|_| VaultError::Unwrap(tenant))?;
+        Ok(Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)))
+    }
+
+    /// Destroys the keys of these anchors: what was sealed for them can no longer be read
+    /// anywhere, database backups included. Keys that never existed are skipped.
+    pub fn destroy_subject_keys(&self, tenant: TenantId, anchors: &[uuid::Uuid]) -> Result<u64, VaultError> {
+        let mut destroyed = 0;
+        for anchor in anchors {
+            let path = self.subject_key_path(tenant, *anchor);
+            if let Ok(metadata) = fs::metadata(&path) {
+                let len = usize::try_from(metadata.len()).unwrap_or(0);
+                fs::write(&path, vec![0u8; len])?;
+                fs::File::open(&path)?.sync_all()?;
+                fs::remove_file(&path)?;
+                destroyed += 1;
+            }
+        }
+        Ok(destroyed)
+    }
+
     /// Destroys the tenant's data key for good: its records become unreadable everywhere.
     pub fn destroy(&self, tenant: TenantId) -> Result<(), VaultError> {
         write_private(&self.tombstone_path(tenant), b"destroyed")
@@ -269,6 +360,10 @@ impl Vault {
             let len = usize::try_from(metadata.len()).unwrap_or(0);
             fs::write(&path, vec![0u8; len])?;
             fs::remove_file(&path)?;
+        }
+        match fs::remove_dir_all(self.folder.join("subject-keys").join(tenant.to_string())) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => {}
         }
         if let Ok(mut cache) = self.cache.write() {
             cache.remove(&tenant);
@@ -334,6 +429,22 @@ mod tests {
         assert!(matches!(vault.keys(tenant), Err(VaultError::Destroyed(_))), "not silently recreated");
         assert!(!vault.key_path(tenant).exists());
         drop(sealed);
+    }
+
+    #[test]
+    fn values_sealed_for_a_subject_open_until_their_key_is_destroyed() {
+        let (_dir, vault) = vault();
+        let tenant = TenantId::new();
+        let (anchor, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let sealed = vault.seal_for_subject(tenant, anchor, b"aino@example.fi").unwrap();
+        let kept = vault.seal_for_subject(tenant, other, b"someone else").unwrap();
+        assert!(!sealed.windows(4).any(|w| w == b"aino"));
+        assert_eq!(vault.open_for_subject(tenant, anchor, &sealed).unwrap().unwrap(), b"aino@example.fi");
+        assert!(vault.open_for_subject(tenant, other, &sealed).is_err(), "another anchor's key");
+        assert!(vault.open_for_subject(TenantId::new(), anchor, &sealed).unwrap().is_none(), "another tenant");
+        assert_eq!(vault.destroy_subject_keys(tenant, &[anchor, uuid::Uuid::now_v7()]).unwrap(), 1);
+        assert_eq!(vault.open_for_subject(tenant, anchor, &sealed).unwrap(), None);
+        assert_eq!(vault.open_for_subject(tenant, other, &kept).unwrap().unwrap(), b"someone else");
     }
 
     #[test]

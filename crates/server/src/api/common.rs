@@ -235,7 +235,7 @@ fn normalise_lookup(lookup: Lookup, name: &str, value: &str) -> Result<String, A
             .map(|p| p.as_str().to_string())
             .map_err(|e| ApiError::bad_query(name, e.to_string())),
         Lookup::ContactId => Ok(value.trim().to_string()),
-        Lookup::VisitorId => steward_domain::VisitorId::parse(value.trim())
+        Lookup::VisitorId | Lookup::LeadId => steward_domain::VisitorId::parse(value.trim())
             .map(|id| id.to_string())
             .map_err(|e| ApiError::bad_query(name, e.to_string())),
     }

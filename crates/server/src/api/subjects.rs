@@ -489,6 +489,12 @@ pub(crate) async fn archive_response(
         )));
     }
     let Some(archive) = request.report.as_ref().and_then(|report| report.archive.clone()) else {
+        if request.status == RequestStatus::Completed {
+            return Err(ApiError::Gone(format!(
+                "the archive of request {} was deleted when the person's data was erased",
+                request.id
+            )));
+        }
         return Err(ApiError::Conflict(
             format!(
                 "request {} is {}; its archive is made when it is carried out",

@@ -109,7 +109,7 @@ async fn exports_and_refused_exports_are_audited_and_the_chain_verifies() {
     let verdict: Value = app.get("/api/v1/audit-log/verify", &token).await.json().await.unwrap();
     assert_eq!(
         verdict,
-        json!({"valid": true, "entries": 6, "head_seq": 6, "head_hash": log[5]["hash"], "broken_seq": null, "reason": null})
+        json!({"valid": true, "entries": 6, "unkeyed_entries": 0, "head_seq": 6, "head_hash": log[5]["hash"], "broken_seq": null, "reason": null})
     );
 
     // Another tenant's log is its own.
@@ -253,7 +253,7 @@ async fn the_audit_log_exports_in_every_format_and_as_a_job_exactly_as_the_api_l
 
     let period = format!("&from={start}&to={end}");
     let report = round_trip_period::<AuditEntry>(&app, &token, &period, &expected).await;
-    assert!(report.contains("13 columns"), "{report}");
+    assert!(report.contains("14 columns"), "{report}");
     // Without `from` the period starts at the oldest entry; the whole log up to `to` is these.
     let ndjson = app.get(&format!("/api/v1/exports/audit-log?format=ndjson&to={end}"), &token).await;
     assert_eq!(ndjson.status(), 200);
@@ -317,4 +317,106 @@ async fn exporting_the_audit_log_needs_audit_read_and_a_refusal_is_on_record() {
         assert!(entry["detail"]["reason"].as_str().unwrap().contains("audit:read"), "{entry}");
     }
     assert!(log[3]["detail"]["reason"].as_str().unwrap().contains("export"), "{}", log[3]);
+}
+
+/// Drops the append-only guard, as someone with the database file or server could.
+async fn drop_append_only_guard(app: &TestApp) {
+    let drop_guard = if crate::helpers::backend() == "sqlite" {
+        "DROP TRIGGER IF EXISTS audit_log_append_only"
+    } else {
+        "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log"
+    };
+    app.raw_sql(drop_guard).await.unwrap();
+}
+
+/// Rewrites entries `from..` of a tenant's log as an attacker who knows the format but not the
+/// key would: entry `from` gets a new action, and every hash from there on is recomputed with
+/// the only hash such an attacker can compute.
+async fn rewrite_without_the_key(app: &TestApp, ctx: &TenantCtx, from: i64) {
+    let rows = app
+        .store
+        .list_audit(ctx, &steward_store::AuditQuery { limit: 1000, ..Default::default() }, false)
+        .await
+        .unwrap();
+    let tenant = app.tenant_literal(ctx);
+    let mut prev = rows.iter().find(|row| row.seq == from - 1).map_or(vec![0; 32], |row| row.hash.clone());
+    for mut row in rows.into_iter().filter(|row| row.seq >= from) {
+        if row.seq == from {
+            row.action = "export.streamed".into();
+        }
+        row.prev_hash = prev.clone();
+        row.hash = steward_store::audit::unkeyed_hash(ctx, &row, &prev).to_vec();
+        let sql = format!(
+            "UPDATE audit_log SET action = '{}', prev_hash = {}, hash = {} WHERE tenant_id = {tenant} AND seq = {}",
+            row.action,
+            app.bytes_literal(&row.prev_hash),
+            app.bytes_literal(&row.hash),
+            row.seq
+        );
+        app.raw_sql(&sql).await.unwrap();
+        prev = row.hash;
+    }
+}
+
+#[tokio::test]
+async fn an_entry_rewritten_with_every_later_hash_recomputed_without_the_key_is_found() {
+    let app = spawn_app().await;
+    drop_append_only_guard(&app).await;
+    let ctx = five_entries(&app, "Keyed").await;
+    let intact = app.store.verify_audit(&ctx).await.unwrap();
+    assert!(intact.valid && intact.unkeyed_entries == 0, "a new log is keyed from its first entry: {intact:?}");
+    rewrite_without_the_key(&app, &ctx, 3).await;
+    let verdict = app.store.verify_audit(&ctx).await.unwrap();
+    assert!(!verdict.valid, "{verdict:?}");
+    assert_eq!(verdict.broken_seq, Some(3));
+    assert!(verdict.reason.as_deref().unwrap().contains("without the tenant's key"), "{verdict:?}");
+
+    // The whole log rewritten from its first entry verifies only as unkeyed, which a log
+    // started on this version never is: the answer says so for the auditor to see.
+    let whole = five_entries(&app, "Rewritten").await;
+    rewrite_without_the_key(&app, &whole, 1).await;
+    let verdict = app.store.verify_audit(&whole).await.unwrap();
+    assert_eq!(verdict.unkeyed_entries, 5, "{verdict:?}");
+    let token = app.token(&ctx, "audit:read").await;
+    let answer: Value = app.get("/api/v1/audit-log/verify", &token).await.json().await.unwrap();
+    assert_eq!(
+        (&answer["valid"], &answer["broken_seq"], &answer["unkeyed_entries"]),
+        (&json!(false), &json!(3), &json!(0))
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_entry_is_listed_and_exported_as_damaged_and_the_rest_of_the_log_still_reads() {
+    let app = spawn_app().await;
+    drop_append_only_guard(&app).await;
+    let ctx = five_entries(&app, "Damaged").await;
+    let token = app.token(&ctx, "audit:read export").await;
+    let tenant = app.tenant_literal(&ctx);
+    let garbage = app.bytes_literal(b"\x01not a sealed body at all, just bytes");
+    app.raw_sql(&format!("UPDATE audit_log SET body = {garbage} WHERE tenant_id = {tenant} AND seq = 2"))
+        .await
+        .unwrap();
+
+    let listed = entries(&app, &token, "action=lead.deleted").await;
+    assert_eq!(listed.len(), 5, "every entry is listed");
+    assert!(listed[1]["damaged"].as_str().unwrap().contains("cannot be read"), "{}", listed[1]);
+    assert_eq!(listed[1]["action"], "lead.deleted", "its plain columns still show");
+    assert!(listed.iter().enumerate().all(|(n, e)| n == 1 || e.get("damaged").is_none()));
+    assert_eq!(listed[4]["detail"]["n"], 4, "entries after it read as before");
+
+    for format in ["csv", "ndjson", "json", "xlsx"] {
+        let response = app.get(&format!("/api/v1/exports/audit-log?format={format}"), &token).await;
+        assert_eq!(response.status(), 200, "{format}");
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() > 200, "{format}: the export goes on past the damaged entry");
+        if format == "ndjson" {
+            let lines: Vec<Value> =
+                String::from_utf8(body.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            assert!(lines.len() >= 6, "the five entries, the token's and the earlier exports'");
+            assert!(lines[1]["damaged"].is_string(), "{}", lines[1]);
+            assert_eq!(lines.iter().filter(|line| line.get("damaged").is_some()).count(), 1);
+        }
+    }
+    let verdict: Value = app.get("/api/v1/audit-log/verify", &token).await.json().await.unwrap();
+    assert_eq!(verdict["broken_seq"], 2, "{verdict}");
 }

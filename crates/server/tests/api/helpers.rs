@@ -169,6 +169,29 @@ impl TestApp {
         found
     }
 
+    /// The SQLite database's own files (the database and its write-ahead log) as bytes, for
+    /// tests that prove nothing lingers in them; `None` on PostgreSQL.
+    pub fn database_bytes(&self) -> Option<Vec<(String, Vec<u8>)>> {
+        match &self._guard {
+            Guard::Dir(dir) => Some(
+                ["steward.db", "steward.db-wal", "steward.db-journal"]
+                    .iter()
+                    .filter_map(|name| std::fs::read(dir.path().join(name)).ok().map(|bytes| (name.to_string(), bytes)))
+                    .collect(),
+            ),
+            Guard::Schema(..) => None,
+        }
+    }
+
+    /// Bytes as an SQL literal of this backend.
+    pub fn bytes_literal(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match &self._guard {
+            Guard::Dir(_) => format!("X'{hex}'"),
+            Guard::Schema(..) => format!("'\\x{hex}'::bytea"),
+        }
+    }
+
     /// A tenant id as an SQL literal of this backend.
     pub fn tenant_literal(&self, ctx: &TenantCtx) -> String {
         let id = ctx.tenant_id().into_uuid();

@@ -22,6 +22,7 @@ mod ratelimit;
 mod reports;
 mod retention;
 mod subjects;
+mod subjects_every_copy;
 mod switching;
 mod tls;
 mod visitors;

@@ -438,3 +438,36 @@ async fn an_expired_lead_leaves_no_copy_in_its_organization_or_its_visitor_profi
     }
     assert_eq!(remaining.len(), data.leads.len() - expired.len());
 }
+
+#[tokio::test]
+async fn an_expired_lead_leaves_no_copy_in_another_organizations_contact_list_either() {
+    let app = spawn_app().await;
+    let (ctx, token) = app.tenant_token("Acme").await;
+    let lead = app
+        .post(
+            "/api/v1/leads",
+            &token,
+            &json!({"first_name": "Aino", "last_name": "Virtanen", "email": "aino@nordwind.example"}),
+        )
+        .await;
+    assert_eq!(lead.status(), 201);
+    let lead: Value = lead.json().await.unwrap();
+    let lead_id = lead["id"].as_str().unwrap();
+    let partner = json!({"name": "Partner Oy", "contacts": [
+        {"lead_id": lead_id, "name": "Aino Virtanen", "email": "aino@nordwind.example", "role": "buyer"}]});
+    assert_eq!(app.post("/api/v1/organizations", &token, &partner).await.status(), 201);
+    assert_eq!(put_policy(&app, &token, json!({"leads": 30})).await.status(), 200);
+    app.state.clock.advance(days(31));
+    let token = app.token(&ctx, &steward_domain::Scopes::all().to_string()).await;
+
+    let report = sweep(&app, &token).await;
+    assert_eq!(report["deleted"]["leads"], 1, "{report}");
+    for format in ["csv", "ndjson"] {
+        let exported =
+            app.get(&format!("/api/v1/exports/organizations?format={format}"), &token).await.text().await.unwrap();
+        assert!(exported.contains("Partner Oy"), "the organization stays");
+        for copy in ["aino@nordwind.example", "Virtanen", lead_id] {
+            assert!(!exported.contains(copy), "the {format} export still holds {copy}");
+        }
+    }
+}
