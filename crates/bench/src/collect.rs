@@ -25,7 +25,7 @@ pub struct Load {
     pub visitors_per_connection: usize,
 }
 
-fn body(site_key: &str, visitor: &str, base: Timestamp, visit: i64, batch: usize) -> String {
+pub fn body(site_key: &str, visitor: &str, base: Timestamp, visit: i64, batch: usize) -> String {
     let events: Vec<Value> = (0..batch as i64)
         .map(|i| {
             let at = base.checked_add(time::Duration::seconds(visit * VISIT_STEP + i * EVENT_STEP)).unwrap_or(base);

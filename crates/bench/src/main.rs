@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod collect;
 mod retention;
+mod soak;
 mod subjects;
 use serde_json::json;
 use steward_domain::{Lead, Scopes, Timestamp};
@@ -98,6 +99,26 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         leads: usize,
     },
+    /// Ingest, reads and exports against a running server at once for `--seconds`, sampling
+    /// the resident memory of its process `--pid`; prints throughput, errors and the samples.
+    Soak {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        site_key: String,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        client_secret: String,
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        sample_seconds: u64,
+        #[arg(long, default_value_t = 60)]
+        warm_up_seconds: u64,
+    },
 }
 
 const BATCH: usize = 10_000;
@@ -169,6 +190,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::RetentionSweep { expired, fresh } => println!("{}", retention::sweep(expired, fresh).await?),
         Command::Archive { events, leads } => println!("{}", retention::archive(events, leads).await?),
+        Command::Soak { url, site_key, client_id, client_secret, pid, seconds, sample_seconds, warm_up_seconds } => {
+            let soak =
+                soak::Soak { url, site_key, client_id, client_secret, pid, seconds, sample_seconds, warm_up_seconds };
+            println!("{}", soak::run(soak).await?);
+        }
     }
     Ok(())
 }
