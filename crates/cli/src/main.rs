@@ -106,8 +106,8 @@ enum Command {
     /// as the API creates them; bad rows are reported by line number and the others kept.
     ///
     /// Exit status: 0 when every row was imported, 1 when some rows were rejected (the others
-    /// were kept), 2 when nothing could be imported (a bad mapping, an unreadable file, an
-    /// archive).
+    /// were kept), 2 when nothing was imported (every row rejected, a bad mapping, an unreadable
+    /// file or one that is not CSV, an archive).
     Import {
         /// The CSV file (a `.zip` is a Steward archive).
         file: PathBuf,
@@ -331,6 +331,18 @@ enum ConfigCommand {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // A panic's message can quote the input that caused it (a slice of an email, say): only
+    // where it happened is written, never the message.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(%location, "internal error (a bug); its message is withheld as it may quote personal data");
+        } else {
+            eprintln!(
+                "error: internal error (a bug) at {location}; its message is withheld as it may quote personal data"
+            );
+        }
+    }));
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -713,8 +725,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `steward import FILE.csv`: exit 0 when every row was imported, 1 when some were rejected,
-/// 2 when nothing could be imported.
 /// Loads a Steward tenant archive into an empty tenant; exits 2 when nothing could be loaded.
 async fn import_archive(
     global: &Global,
@@ -744,6 +754,8 @@ async fn import_archive(
     Ok(())
 }
 
+/// `steward import FILE.csv`: exit 0 when every row was imported, 1 when some were rejected,
+/// 2 when nothing was imported.
 async fn import_csv(
     global: &Global,
     file: &std::path::Path,
@@ -800,6 +812,13 @@ async fn import_csv(
         human.push(format!("… and {} more problems", summary.rejections_total - summary.rejections.len() as u64));
     }
     emit(json_output, serde_json::to_value(&summary)?, human.join("\n"));
+    if summary.rejected > 0 && summary.created == 0 {
+        return Err(ExitWith {
+            code: 2,
+            message: format!("nothing was imported: all {} rows were rejected", summary.rejected),
+        }
+        .into());
+    }
     if summary.rejected > 0 {
         return Err(ExitWith {
             code: 1,

@@ -799,6 +799,69 @@ async fn import_refuses_a_bad_mapping_and_an_archive_with_exit_2_and_nothing_on_
 }
 
 #[tokio::test]
+async fn import_rejects_a_multibyte_vat_id_keeps_the_other_rows_and_exits_1_without_a_panic() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let csv = env.dir.path().join("organizations.csv");
+    std::fs::write(&csv, "name,vat_id\nFirst Oy,FI01120389\nEuro Oy,€1234\nLast Oy,\n").unwrap();
+    let args = ["import", csv.to_str().unwrap(), "--tenant", tenant_id, "--dataset", "organizations", "--json"];
+    let output = env.run(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("€1234"), "{stderr}");
+    assert!(stderr.contains("1 of 3 rows were rejected"), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((summary["created"].as_u64(), summary["rejected"].as_u64()), (Some(2), Some(1)), "{summary}");
+    assert_eq!(summary["rejections"][0]["line"], 3);
+    assert_eq!(summary["rejections"][0]["field"], "vat_id");
+}
+
+#[tokio::test]
+async fn import_exits_2_when_every_row_is_rejected_or_the_file_is_not_csv() {
+    let env = Env::new().await;
+    let tenant = env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let dir = env.dir.path();
+    let all_bad = dir.join("all-bad.csv");
+    std::fs::write(&all_bad, "email\nbob@\nnot an email\n").unwrap();
+    let args = ["import", all_bad.to_str().unwrap(), "--tenant", tenant_id, "--dataset", "leads", "--json"];
+    let output = env.run(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing was imported: all 2 rows were rejected"), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((summary["created"].as_u64(), summary["rejected"].as_u64()), (Some(0), Some(2)), "{summary}");
+
+    let mut xlsx = b"PK\x03\x04".to_vec();
+    xlsx.extend_from_slice(&[0; 26]);
+    xlsx.extend_from_slice(b"[Content_Types].xml");
+    xlsx.extend_from_slice(&[7; 300]);
+    xlsx.extend_from_slice(b"PK\x03\x04xl/workbook.xml");
+    let mut json_lines = String::from("[\n");
+    for n in 0..5_000 {
+        json_lines.push_str(&format!("  {{\"email\": \"person{n}@example.org\"}},\n"));
+    }
+    json_lines.push_str("  {}\n]\n");
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("leads.xlsx", xlsx, "(it looks like XLSX"),
+        ("leads.json", json_lines.into_bytes(), "(it looks like JSON"),
+        ("leads.bin", b"email\n\0\x01\x02\x03".to_vec(), "NUL bytes"),
+    ];
+    for (name, content, says) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        let args = ["import", path.to_str().unwrap(), "--tenant", tenant_id, "--dataset", "leads", "--json"];
+        let output = env.run(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(output.stdout.is_empty(), "{name} printed a summary");
+        assert!(stderr.starts_with("error: this is not a CSV file") && stderr.contains(says), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "refused once, not line by line: {stderr}");
+    }
+}
+
+#[tokio::test]
 async fn import_loads_a_tenant_archive_into_an_empty_tenant_and_refuses_a_second_time() {
     let env = Env::new().await;
     let source = env.json(&["tenant", "create", "Acme Oy", "--json"]);

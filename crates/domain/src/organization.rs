@@ -292,9 +292,11 @@ fn finnish_check_digit_ok(text: &str) -> bool {
 /// EU VAT numbers: two-letter country prefix and 2 to 13 letters or digits.
 fn parse_vat_id(text: String) -> Result<String, String> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
-    let valid = (4..=15).contains(&compact.len())
-        && compact[..2].chars().all(|c| c.is_ascii_uppercase())
-        && compact[2..].chars().all(|c| c.is_ascii_alphanumeric());
+    // Checked by characters, never by byte offsets: a multibyte first character (`€1234`)
+    // is refused like any other, rather than splitting it.
+    let mut chars = compact.chars();
+    let prefix = chars.by_ref().take(2).filter(char::is_ascii_uppercase).count();
+    let valid = (4..=15).contains(&compact.len()) && prefix == 2 && chars.all(|c| c.is_ascii_alphanumeric());
     if valid { Ok(compact) } else { Err("is not a VAT number (country prefix and 2 to 13 letters or digits)".into()) }
 }
 

@@ -111,7 +111,8 @@ impl Subject {
         if let Some(phone) = &self.phone {
             let digits = phone.as_str();
             let tail: String = digits.chars().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
-            parts.push(format!("{}***{tail}", &digits[..digits.len().min(4)]));
+            let head: String = digits.chars().take(4).collect();
+            parts.push(format!("{head}***{tail}"));
         }
         if self.contact_id.is_some() {
             parts.push("contact id".into());

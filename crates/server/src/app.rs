@@ -40,7 +40,7 @@ pub fn build(state: AppState) -> Router {
                     .on_request(())
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             )
-            .layer(CatchPanicLayer::new())
+            .layer(CatchPanicLayer::custom(panic_response))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 Duration::from_secs(300),
@@ -71,6 +71,13 @@ pub fn build(state: AppState) -> Router {
     } else {
         router
     }
+}
+
+/// A handler's panic as a bare 500 (made a problem by `finish_problems`). Its message is not
+/// logged: a panic on user input (a bad slice, say) quotes that input.
+fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked; its message is withheld as it may quote personal data");
+    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// Room for the multipart framing and the mapping part around an import's CSV file, whose own

@@ -36,10 +36,14 @@ pub fn new_client_secret() -> (String, SecretHash) {
 }
 
 pub fn hash_secret(secret: &str) -> SecretHash {
+    #[cfg(test)]
+    tests::HASHES.with(|count| count.set(count.get() + 1));
     SecretHash(Sha256::digest(secret.as_bytes()).into())
 }
 
 fn hashes_match(a: &SecretHash, b: &SecretHash) -> bool {
+    #[cfg(test)]
+    tests::COMPARISONS.with(|count| count.set(count.get() + 1));
     a.0.ct_eq(&b.0).into()
 }
 
@@ -137,20 +141,42 @@ async fn authenticate_client(
     body_secret: Option<&str>,
 ) -> Result<ApiClient, ApiError> {
     let (client_id, secret) = client_credentials(headers, body_id, body_secret)?;
-    let client = match ClientId::parse(&client_id) {
-        Ok(id) => state.store.find_client(id).await?,
-        Err(_) => None,
-    };
-    // Hash before looking at the result so unknown clients cost the same as wrong secrets.
-    let presented = hash_secret(&secret);
-    match client {
-        Some(client) if hashes_match(&client.secret_hash, &presented) => Ok(client),
-        _ => Err(ApiError::Unauthorized {
+    // A malformed id is looked up too (as an id nobody has), so that it costs the same query.
+    let parsed = ClientId::parse(&client_id).ok();
+    let client = state.store.find_client(parsed.unwrap_or_else(nobody)).await?.filter(|_| parsed.is_some());
+    match check_secret(client, &secret) {
+        Some(client) => Ok(client),
+        None => Err(ApiError::Unauthorized {
             detail: "client authentication failed: unknown client or wrong secret".into(),
             challenge: "Basic realm=\"steward\"".into(),
             oauth_error: Some("invalid_client"),
         }),
     }
+}
+
+/// A client id no client has (ids are random UUIDv7s): what a malformed id is looked up as.
+fn nobody() -> ClientId {
+    static NOBODY: std::sync::OnceLock<ClientId> = std::sync::OnceLock::new();
+    *NOBODY.get_or_init(ClientId::new)
+}
+
+/// The hash an unknown client's secret is compared with: of a random secret nobody knows.
+fn dummy_secret_hash() -> &'static SecretHash {
+    static DUMMY: std::sync::OnceLock<SecretHash> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| new_client_secret().1)
+}
+
+/// The client whose secret `secret` is. The same work whether the client is known or not:
+/// one hash of the presented secret and one constant-time comparison, with a dummy hash
+/// standing in for an unknown client's, so the answer's timing does not tell which ids exist.
+fn check_secret(client: Option<ApiClient>, secret: &str) -> Option<ApiClient> {
+    let presented = hash_secret(secret);
+    let expected = match &client {
+        Some(client) => &client.secret_hash,
+        None => dummy_secret_hash(),
+    };
+    let matches = hashes_match(expected, &presented);
+    client.filter(|_| matches)
 }
 
 /// The client id and secret from HTTP Basic (RFC 6749 §2.3.1, form-encoded parts) or the body;
@@ -430,5 +456,54 @@ impl FromRequestParts<AppState> for Caller {
         tracing::Span::current().record("tenant.id", tracing::field::display(record.tenant_id));
         tracing::Span::current().record("client.id", tracing::field::display(record.client_id));
         Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::cell::Cell;
+
+    use steward_domain::TenantId;
+
+    use super::*;
+
+    thread_local! {
+        /// Secret hashes computed on this thread.
+        pub(super) static HASHES: Cell<u32> = const { Cell::new(0) };
+        /// Constant-time hash comparisons made on this thread.
+        pub(super) static COMPARISONS: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// What `check_secret` did: its answer, and how many hashes and comparisons it made.
+    fn work(client: Option<ApiClient>, secret: &str) -> (bool, u32, u32) {
+        let _ = dummy_secret_hash();
+        HASHES.with(|count| count.set(0));
+        COMPARISONS.with(|count| count.set(0));
+        let found = check_secret(client, secret).is_some();
+        (found, HASHES.with(Cell::get), COMPARISONS.with(Cell::get))
+    }
+
+    #[test]
+    fn an_unknown_client_costs_the_same_hash_and_comparison_as_a_known_one_with_a_wrong_secret() {
+        let (secret, secret_hash) = new_client_secret();
+        let client = ApiClient {
+            id: ClientId::new(),
+            tenant_id: TenantId::new(),
+            name: "crm".into(),
+            secret_hash,
+            scopes: Scopes::all(),
+            created_at: Timestamp::now(),
+        };
+        assert_eq!(work(Some(client.clone()), &secret), (true, 1, 1));
+        assert_eq!(work(Some(client), "stw_cs_wrong"), (false, 1, 1));
+        assert_eq!(work(None, "stw_cs_wrong"), (false, 1, 1), "unknown: one hash, one comparison too");
+        assert_eq!(work(None, &secret), (false, 1, 1), "a real secret without its client is nothing");
+    }
+
+    #[test]
+    fn a_malformed_client_id_is_looked_up_as_an_id_nobody_has() {
+        assert_eq!(nobody(), nobody(), "the same stand-in every time");
+        assert_ne!(nobody(), ClientId::new());
     }
 }

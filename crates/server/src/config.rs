@@ -43,6 +43,16 @@ rate_limit_per_minute = 500
 # Largest request body accepted, in bytes.
 max_body_bytes = 1048576
 
+[console]
+# Password checks (argon2id: about 19 MiB and tens of milliseconds each) that run at once in this
+# process; 0 means one per CPU. Sign-ins past it wait up to password_hash_wait_ms, then are
+# answered 503 with Retry-After, so a flood of sign-ins cannot take the node's memory. Unknown
+# organizations and users cost a check too, so they wait in the same line.
+# Environment: STEWARD_CONSOLE__PASSWORD_HASHES_AT_ONCE.
+password_hashes_at_once = 0
+# How long a sign-in waits for its turn before it is refused, in milliseconds.
+password_hash_wait_ms = 2000
+
 [exports]
 # Largest file a streamed export (console or GET /api/v1/exports/{dataset}) may produce, in
 # bytes (512 MiB). Export jobs have no limit.
@@ -146,6 +156,7 @@ pub struct Settings {
     pub keys_dir: String,
     pub log_format: LogFormat,
     pub api: ApiSettings,
+    pub console: ConsoleSettings,
     pub exports: ExportSettings,
     pub imports: ImportSettings,
     pub reports: ReportSettings,
@@ -154,6 +165,32 @@ pub struct Settings {
     pub collect: CollectSettings,
     pub retention: RetentionSweepSettings,
     pub switching: SwitchingSettings,
+}
+
+/// The console's sign-in work (see [`crate::console::security::PasswordChecks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Password hashes computed at once; 0: one per CPU.
+    pub password_hashes_at_once: usize,
+    /// How long a sign-in waits for a turn before it is refused with 503.
+    pub password_hash_wait_ms: u64,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self { password_hashes_at_once: 0, password_hash_wait_ms: 2_000 }
+    }
+}
+
+impl ConsoleSettings {
+    /// The bound in force: the setting, or the CPUs this process may use.
+    pub fn hashes_at_once(&self) -> usize {
+        match self.password_hashes_at_once {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
 }
 
 /// The periods of Data Act switching and how often its state machine runs (see
@@ -302,6 +339,7 @@ impl Default for Settings {
             keys_dir: String::new(),
             log_format: LogFormat::Text,
             api: ApiSettings { token_ttl_seconds: 3600, rate_limit_per_minute: 500, max_body_bytes: 1_048_576 },
+            console: ConsoleSettings::default(),
             exports: ExportSettings {
                 console_max_bytes: 512 * 1024 * 1024,
                 console_max_days: 366,

@@ -43,6 +43,10 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("{detail}")]
     BadRequest { detail: String, errors: Vec<FieldError> },
+    /// A well-formed request whose content cannot be used as a whole (an upload that is not the
+    /// format it should be): 422 with a detail of its own rather than a list of fields.
+    #[error("{detail}")]
+    Unprocessable { detail: String, errors: Vec<FieldError> },
     /// Query parameters that are well-formed but cannot be served (too many ids, an unknown
     /// granularity, a period past the limit): 422 naming each.
     #[error("{0}")]
@@ -107,7 +111,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::InvalidQuery(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::InvalidQuery(_) | Self::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::BadRequest { .. } | Self::OAuth { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(..) => StatusCode::CONFLICT,
@@ -172,7 +178,9 @@ impl IntoResponse for ApiError {
                 let detail = format!("query parameter {errors}");
                 (detail, errors.into_errors(), None)
             }
-            Self::BadRequest { detail, errors } | Self::Conflict(detail, errors) => (detail, errors, None),
+            Self::BadRequest { detail, errors }
+            | Self::Unprocessable { detail, errors }
+            | Self::Conflict(detail, errors) => (detail, errors, None),
             Self::Unauthorized { detail, challenge, oauth_error } => {
                 insert(&mut headers, header::WWW_AUTHENTICATE, &challenge);
                 let oauth = oauth_error.map(|code| (code, detail.clone()));

@@ -27,6 +27,8 @@ pub struct AppState {
     pub sites: Arc<SiteCache>,
     /// The last retention sweeps of this process, for `/readyz` and the API.
     pub sweeps: Arc<crate::retention::SweepStatus>,
+    /// The bound on password hashes computed at once (console sign-ins).
+    pub passwords: Arc<crate::console::security::PasswordChecks>,
 }
 
 impl AppState {
@@ -49,7 +51,12 @@ impl AppState {
                 Edge::new(&crate::config::CollectSettings::default()).expect("the default settings name no file")
             })
         }));
+        let passwords = Arc::new(crate::console::security::PasswordChecks::new(
+            settings.console.hashes_at_once(),
+            std::time::Duration::from_millis(settings.console.password_hash_wait_ms),
+        ));
         Self {
+            passwords,
             store,
             settings: Arc::new(settings),
             clock,

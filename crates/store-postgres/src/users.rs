@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use steward_domain::{Role, SecretHash, Tenant, TenantId, Timestamp, UserId};
-use steward_store::{ConsoleSession, StoreError, StoreResult, TenantCtx, UserRecord, UserStore};
+use steward_store::{
+    ConsoleSession, LockSchedule, Reservation, StoreError, StoreResult, TenantCtx, UserRecord, UserStore,
+};
 
 use time::OffsetDateTime;
 
@@ -159,18 +161,64 @@ impl UserStore for PgStore {
         Ok(true)
     }
 
-    async fn count_failed_sign_in(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<u32> {
+    async fn reserve_sign_in(
+        &self,
+        ctx: &TenantCtx,
+        id: UserId,
+        now: Timestamp,
+        schedule: LockSchedule,
+    ) -> StoreResult<Reservation> {
+        // One statement: the row lock it takes orders parallel attempts, so the check, the
+        // count and the lock cannot be split by another attempt. The lock is
+        // `first * 2^(attempt - free)` seconds, at most `max` (`LockSchedule::lock_seconds`; the
+        // shift stops at 20, long past the cap).
         let row = sqlx::query(
-            "UPDATE users SET failed_attempts = failed_attempts + 1 WHERE tenant_id = $1 AND id = $2 \
-             RETURNING failed_attempts",
+            "UPDATE users SET failed_attempts = failed_attempts + 1, \
+             locked_until = CASE WHEN failed_attempts + 1 >= $1 \
+                 THEN $2 + make_interval(secs => LEAST($3 * (1::bigint << LEAST(failed_attempts + 1 - $1, 20)), $4)::double precision) \
+                 ELSE NULL END \
+             WHERE tenant_id = $5 AND id = $6 AND (locked_until IS NULL OR locked_until <= $2) \
+             RETURNING failed_attempts, locked_until",
         )
+        .bind(i32::try_from(schedule.free).unwrap_or(i32::MAX))
+        .bind(now.as_datetime())
+        .bind(schedule.first_seconds)
+        .bind(schedule.max_seconds)
         .bind(tenant(ctx))
         .bind(id.into_uuid())
         .fetch_optional(self.pool())
         .await
         .map_err(StoreError::backend)?;
-        let count: i32 = row.map(|row| row.get(0)).unwrap_or(0);
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        if let Some(row) = row {
+            let attempt: i32 = row.get(0);
+            let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+            return Ok(Reservation::Granted { attempt, locked_until: optional_time(&row, "locked_until")? });
+        }
+        let row = sqlx::query("SELECT locked_until FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant(ctx))
+            .bind(id.into_uuid())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(match row {
+            // Locked then; if the lock has just run out, the next attempt is granted.
+            Some(row) => Reservation::Locked { until: optional_time(&row, "locked_until")?.unwrap_or(now) },
+            None => Reservation::Unknown,
+        })
+    }
+
+    async fn clear_sign_in(&self, ctx: &TenantCtx, id: UserId, attempt: u32) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE users SET failed_attempts = 0, locked_until = NULL \
+             WHERE tenant_id = $1 AND id = $2 AND failed_attempts = $3",
+        )
+        .bind(tenant(ctx))
+        .bind(id.into_uuid())
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn set_sign_in_lock(
@@ -191,13 +239,21 @@ impl UserStore for PgStore {
         Ok(())
     }
 
-    async fn start_totp_enrolment(&self, ctx: &TenantCtx, id: UserId, sealed_secret: &[u8]) -> StoreResult<bool> {
+    async fn start_totp_enrolment(
+        &self,
+        ctx: &TenantCtx,
+        id: UserId,
+        sealed_secret: &[u8],
+        replace: bool,
+    ) -> StoreResult<bool> {
         let result = sqlx::query(
-            "UPDATE users SET totp_secret = $1 WHERE tenant_id = $2 AND id = $3 AND totp_enrolled_at IS NULL",
+            "UPDATE users SET totp_secret = $1 \
+             WHERE tenant_id = $2 AND id = $3 AND totp_enrolled_at IS NULL AND (totp_secret IS NULL OR $4)",
         )
         .bind(sealed_secret)
         .bind(tenant(ctx))
         .bind(id.into_uuid())
+        .bind(replace)
         .execute(self.pool())
         .await
         .map_err(StoreError::backend)?;
@@ -208,6 +264,7 @@ impl UserStore for PgStore {
         &self,
         ctx: &TenantCtx,
         id: UserId,
+        sealed_secret: &[u8],
         at: Timestamp,
         step: i64,
         recovery_hashes: &[Vec<u8>],
@@ -215,12 +272,13 @@ impl UserStore for PgStore {
         let mut tx = self.pool().begin().await.map_err(StoreError::backend)?;
         let result = sqlx::query(
             "UPDATE users SET totp_enrolled_at = $1, totp_last_step = $2 \
-             WHERE tenant_id = $3 AND id = $4 AND totp_enrolled_at IS NULL AND totp_secret IS NOT NULL",
+             WHERE tenant_id = $3 AND id = $4 AND totp_enrolled_at IS NULL AND totp_secret = $5",
         )
         .bind(at.as_datetime())
         .bind(step)
         .bind(tenant(ctx))
         .bind(id.into_uuid())
+        .bind(sealed_secret)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::backend)?;

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use steward_domain::{Role, SecretHash, Tenant, TenantId, Timestamp, UserId};
-use steward_store::{ConsoleSession, StoreError, StoreResult, TenantCtx, UserRecord, UserStore};
+use steward_store::{
+    ConsoleSession, LockSchedule, Reservation, StoreError, StoreResult, TenantCtx, UserRecord, UserStore,
+};
 
 use crate::{SqliteStore, corrupt, hash, id_bytes, map_error, read_tenant, time, uuid};
 
@@ -157,18 +159,64 @@ impl UserStore for SqliteStore {
         Ok(true)
     }
 
-    async fn count_failed_sign_in(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<u32> {
+    async fn reserve_sign_in(
+        &self,
+        ctx: &TenantCtx,
+        id: UserId,
+        now: Timestamp,
+        schedule: LockSchedule,
+    ) -> StoreResult<Reservation> {
+        // One statement: the check, the count and the lock cannot be split by another
+        // attempt. The lock is `first * 2^(attempt - free)` seconds, at most `max`
+        // (`LockSchedule::lock_seconds`; the shift stops at 20, long past the cap).
         let row = sqlx::query(
-            "UPDATE users SET failed_attempts = failed_attempts + 1 WHERE tenant_id = ? AND id = ? \
-             RETURNING failed_attempts",
+            "UPDATE users SET failed_attempts = failed_attempts + 1, \
+             locked_until = CASE WHEN failed_attempts + 1 >= ? \
+                 THEN ? + MIN(? * (1 << MIN(failed_attempts + 1 - ?, 20)), ?) * 1000000 ELSE NULL END \
+             WHERE tenant_id = ? AND id = ? AND (locked_until IS NULL OR locked_until <= ?) \
+             RETURNING failed_attempts, locked_until",
         )
+        .bind(i64::from(schedule.free))
+        .bind(now.unix_micros())
+        .bind(schedule.first_seconds)
+        .bind(i64::from(schedule.free))
+        .bind(schedule.max_seconds)
         .bind(tenant(ctx))
         .bind(id_bytes(id.as_uuid()))
+        .bind(now.unix_micros())
         .fetch_optional(self.pool())
         .await
         .map_err(StoreError::backend)?;
-        let count: i64 = row.map(|row| row.get(0)).unwrap_or(0);
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        if let Some(row) = row {
+            let attempt: i64 = row.get(0);
+            let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+            return Ok(Reservation::Granted { attempt, locked_until: optional_time(&row, "locked_until")? });
+        }
+        let row = sqlx::query("SELECT locked_until FROM users WHERE tenant_id = ? AND id = ?")
+            .bind(tenant(ctx))
+            .bind(id_bytes(id.as_uuid()))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(match row {
+            // Locked then; if the lock has just run out, the next attempt is granted.
+            Some(row) => Reservation::Locked { until: optional_time(&row, "locked_until")?.unwrap_or(now) },
+            None => Reservation::Unknown,
+        })
+    }
+
+    async fn clear_sign_in(&self, ctx: &TenantCtx, id: UserId, attempt: u32) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE users SET failed_attempts = 0, locked_until = NULL \
+             WHERE tenant_id = ? AND id = ? AND failed_attempts = ?",
+        )
+        .bind(tenant(ctx))
+        .bind(id_bytes(id.as_uuid()))
+        .bind(i64::from(attempt))
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn set_sign_in_lock(
@@ -189,15 +237,24 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    async fn start_totp_enrolment(&self, ctx: &TenantCtx, id: UserId, sealed_secret: &[u8]) -> StoreResult<bool> {
-        let result =
-            sqlx::query("UPDATE users SET totp_secret = ? WHERE tenant_id = ? AND id = ? AND totp_enrolled_at IS NULL")
-                .bind(sealed_secret)
-                .bind(tenant(ctx))
-                .bind(id_bytes(id.as_uuid()))
-                .execute(self.pool())
-                .await
-                .map_err(StoreError::backend)?;
+    async fn start_totp_enrolment(
+        &self,
+        ctx: &TenantCtx,
+        id: UserId,
+        sealed_secret: &[u8],
+        replace: bool,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE users SET totp_secret = ? \
+             WHERE tenant_id = ? AND id = ? AND totp_enrolled_at IS NULL AND (totp_secret IS NULL OR ?)",
+        )
+        .bind(sealed_secret)
+        .bind(tenant(ctx))
+        .bind(id_bytes(id.as_uuid()))
+        .bind(replace)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -205,6 +262,7 @@ impl UserStore for SqliteStore {
         &self,
         ctx: &TenantCtx,
         id: UserId,
+        sealed_secret: &[u8],
         at: Timestamp,
         step: i64,
         recovery_hashes: &[Vec<u8>],
@@ -212,12 +270,13 @@ impl UserStore for SqliteStore {
         let mut tx = self.pool().begin().await.map_err(StoreError::backend)?;
         let result = sqlx::query(
             "UPDATE users SET totp_enrolled_at = ?, totp_last_step = ? \
-             WHERE tenant_id = ? AND id = ? AND totp_enrolled_at IS NULL AND totp_secret IS NOT NULL",
+             WHERE tenant_id = ? AND id = ? AND totp_enrolled_at IS NULL AND totp_secret = ?",
         )
         .bind(at.unix_micros())
         .bind(step)
         .bind(tenant(ctx))
         .bind(id_bytes(id.as_uuid()))
+        .bind(sealed_secret)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::backend)?;

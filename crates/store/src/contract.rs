@@ -748,12 +748,17 @@ pub async fn totp_steps_and_recovery_codes_are_accepted_once(store: &dyn Store) 
     let record = user(store, &ctx, "aino@example.fi").await;
     let users = store.users();
     assert!(!users.use_totp_step(&ctx, record.id, 5).await.unwrap(), "not enrolled yet");
-    assert!(!users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 10, &[]).await.unwrap(), "no secret");
-    assert!(users.start_totp_enrolment(&ctx, record.id, b"sealed secret").await.unwrap());
+    let now = Timestamp::now();
+    assert!(!users.finish_totp_enrolment(&ctx, record.id, b"sealed secret", now, 10, &[]).await.unwrap(), "no secret");
+    assert!(users.start_totp_enrolment(&ctx, record.id, b"first secret", false).await.unwrap());
+    assert!(!users.start_totp_enrolment(&ctx, record.id, b"other tab", false).await.unwrap(), "one pending");
+    assert!(users.start_totp_enrolment(&ctx, record.id, b"sealed secret", true).await.unwrap(), "asked anew");
     let codes = vec![vec![1u8; 32], vec![2u8; 32]];
-    assert!(users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 10, &codes).await.unwrap());
-    assert!(!users.start_totp_enrolment(&ctx, record.id, b"another").await.unwrap(), "enrolled: no overwrite");
-    assert!(!users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 11, &codes).await.unwrap());
+    let stale = users.finish_totp_enrolment(&ctx, record.id, b"first secret", now, 10, &codes).await.unwrap();
+    assert!(!stale, "a code checked against a replaced secret confirms nothing");
+    assert!(users.finish_totp_enrolment(&ctx, record.id, b"sealed secret", now, 10, &codes).await.unwrap());
+    assert!(!users.start_totp_enrolment(&ctx, record.id, b"another", true).await.unwrap(), "enrolled: no overwrite");
+    assert!(!users.finish_totp_enrolment(&ctx, record.id, b"sealed secret", now, 11, &codes).await.unwrap());
     let stored = users.get_user(&ctx, record.id).await.unwrap().unwrap();
     assert_eq!(stored.totp_secret.as_deref(), Some(&b"sealed secret"[..]));
     assert_eq!(stored.totp_last_step, Some(10));
@@ -776,8 +781,25 @@ pub async fn failed_sign_ins_count_up_and_sessions_round_trip(store: &dyn Store)
     let ctx = tenant(store, "A").await;
     let record = user(store, &ctx, "aino@example.fi").await;
     let users = store.users();
-    assert_eq!(users.count_failed_sign_in(&ctx, record.id).await.unwrap(), 1);
-    assert_eq!(users.count_failed_sign_in(&ctx, record.id).await.unwrap(), 2);
+    let schedule = crate::LockSchedule { free: 3, first_seconds: 60, max_seconds: 150 };
+    let second = Timestamp::from_unix_micros(Timestamp::now().unix_micros() / 1_000_000 * 1_000_000).unwrap();
+    let later = |seconds: i64| second.checked_add(time::Duration::seconds(seconds)).unwrap();
+    let (at_ctx, id) = (&ctx, record.id);
+    let reserve = move |at: Timestamp| users.reserve_sign_in(at_ctx, id, at, schedule);
+    let granted = |attempt, locked_until| crate::Reservation::Granted { attempt, locked_until };
+    assert_eq!(reserve(second).await.unwrap(), granted(1, None));
+    assert_eq!(reserve(second).await.unwrap(), granted(2, None));
+    assert_eq!(reserve(second).await.unwrap(), granted(3, Some(later(60))), "the last free attempt locks");
+    assert_eq!(reserve(later(59)).await.unwrap(), crate::Reservation::Locked { until: later(60) });
+    assert_eq!(reserve(later(60)).await.unwrap(), granted(4, Some(later(180))), "one more, locked twice as long");
+    assert_eq!(reserve(later(180)).await.unwrap(), granted(5, Some(later(330))), "at most max_seconds");
+    assert_eq!(schedule.lock_seconds(5), Some(150));
+    assert!(!users.clear_sign_in(&ctx, record.id, 4).await.unwrap(), "a later attempt was reserved");
+    assert!(users.clear_sign_in(&ctx, record.id, 5).await.unwrap());
+    assert_eq!(reserve(second).await.unwrap(), granted(1, None), "cleared");
+    let other = tenant(store, "B").await;
+    let elsewhere = users.reserve_sign_in(&other, record.id, second, schedule).await.unwrap();
+    assert_eq!(elsewhere, crate::Reservation::Unknown, "another tenant's user");
     let until = Timestamp::from_unix_micros(Timestamp::now().unix_micros() / 1_000_000 * 1_000_000).unwrap();
     users.set_sign_in_lock(&ctx, record.id, 2, Some(until)).await.unwrap();
     let stored = users.get_user(&ctx, record.id).await.unwrap().unwrap();
@@ -957,8 +979,8 @@ async fn fill_every_table(store: &dyn Store, ctx: &TenantCtx, seed: u8) {
     store.audit(ctx, &draft).await.unwrap();
     let record = user(store, ctx, "aino@example.fi").await;
     let users = store.users();
-    users.start_totp_enrolment(ctx, record.id, b"sealed").await.unwrap();
-    users.finish_totp_enrolment(ctx, record.id, now, 1, &[vec![seed; 32]]).await.unwrap();
+    users.start_totp_enrolment(ctx, record.id, b"sealed", false).await.unwrap();
+    users.finish_totp_enrolment(ctx, record.id, b"sealed", now, 1, &[vec![seed; 32]]).await.unwrap();
     let session = crate::ConsoleSession {
         token_hash: SecretHash([seed; 32]),
         tenant_id: ctx.tenant_id(),
@@ -1099,8 +1121,11 @@ pub async fn user_roles_change_and_users_go_with_their_sessions_and_codes(store:
     assert!(!users.set_user_role(&ctx, steward_domain::UserId::new(), Role::Viewer).await.unwrap(), "no such user");
     assert_eq!(users.get_user(&ctx, record.id).await.unwrap().unwrap().role, Role::Admin);
 
-    assert!(users.start_totp_enrolment(&ctx, record.id, b"sealed secret").await.unwrap());
-    assert!(users.finish_totp_enrolment(&ctx, record.id, Timestamp::now(), 10, &[vec![1u8; 32]]).await.unwrap());
+    assert!(users.start_totp_enrolment(&ctx, record.id, b"sealed secret", false).await.unwrap());
+    let codes = [vec![1u8; 32]];
+    assert!(
+        users.finish_totp_enrolment(&ctx, record.id, b"sealed secret", Timestamp::now(), 10, &codes).await.unwrap()
+    );
     let now = Timestamp::from_unix_micros(Timestamp::now().unix_micros() / 1_000_000 * 1_000_000).unwrap();
     let session = |byte: u8, user_id| crate::ConsoleSession {
         token_hash: SecretHash([byte; 32]),

@@ -26,7 +26,7 @@ pub use doc::{
 };
 pub use jobs::{JobRecord, JobStatus};
 pub use records::{Batch, Lookup, Record, StoreExt};
-pub use users::{ConsoleSession, UserRecord, UserStore};
+pub use users::{ConsoleSession, LockSchedule, Reservation, UserRecord, UserStore};
 pub use vault::{MasterKey, TenantKeys, Vault, VaultError};
 
 /// The tenant a store call acts for. Every query on tenant data is bounded by it; a row of

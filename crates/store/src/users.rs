@@ -60,6 +60,37 @@ pub struct ConsoleSession {
     pub expires_at: Timestamp,
 }
 
+/// The lockout schedule [`UserStore::reserve_sign_in`] applies: `free` attempts since the
+/// last success, then a lock of `first_seconds` that doubles with each further attempt, up to
+/// `max_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockSchedule {
+    pub free: u32,
+    pub first_seconds: i64,
+    pub max_seconds: i64,
+}
+
+impl LockSchedule {
+    /// How long the `attempt`th attempt since the last success locks the account, if at all.
+    pub fn lock_seconds(&self, attempt: u32) -> Option<i64> {
+        let past = attempt.checked_sub(self.free)?;
+        let factor = 1i64.checked_shl(past.min(32)).unwrap_or(i64::MAX);
+        Some(self.first_seconds.saturating_mul(factor).min(self.max_seconds))
+    }
+}
+
+/// The answer of [`UserStore::reserve_sign_in`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The attempt may be checked; it is the `attempt`th since the last success. `locked_until`
+    /// is set when it was the last free one: the account is locked from now on.
+    Granted { attempt: u32, locked_until: Option<Timestamp> },
+    /// Locked until then: the attempt is neither checked nor counted.
+    Locked { until: Timestamp },
+    /// No such user in the tenant.
+    Unknown,
+}
+
 /// Users and console sessions; every backend implements it beside [`crate::Store`].
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -82,10 +113,23 @@ pub trait UserStore: Send + Sync {
     /// user is its last owner.
     async fn delete_user(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<bool>;
 
-    /// Adds one failed attempt and returns the new count (atomically: parallel guesses all
-    /// count).
-    async fn count_failed_sign_in(&self, ctx: &TenantCtx, id: UserId) -> StoreResult<u32>;
-    /// Sets the failure count and lock (0 and none after a success).
+    /// Reserves one sign-in attempt before its password is checked, in one statement: refused
+    /// while the account is locked; otherwise counted, and when the count reaches the
+    /// schedule's free attempts the lock is set at once, whatever this attempt's outcome. So at
+    /// most `schedule.free` attempts are ever evaluated at a time, however many arrive together
+    /// and on however many nodes.
+    async fn reserve_sign_in(
+        &self,
+        ctx: &TenantCtx,
+        id: UserId,
+        now: Timestamp,
+        schedule: LockSchedule,
+    ) -> StoreResult<Reservation>;
+    /// After a successful attempt: clears the count and lock, but only when no attempt was
+    /// reserved after this one (`attempt`, as reserved), so that a success in the middle of a
+    /// burst of guesses cannot lift the lock the burst earned. True when cleared.
+    async fn clear_sign_in(&self, ctx: &TenantCtx, id: UserId, attempt: u32) -> StoreResult<bool>;
+    /// Sets the failure count and lock (an operator's unlock: 0 and none).
     async fn set_sign_in_lock(
         &self,
         ctx: &TenantCtx,
@@ -94,14 +138,26 @@ pub trait UserStore: Send + Sync {
         locked_until: Option<Timestamp>,
     ) -> StoreResult<()>;
 
-    /// Proposes a sealed TOTP secret; false when the user is already enrolled (or unknown).
-    async fn start_totp_enrolment(&self, ctx: &TenantCtx, id: UserId, sealed_secret: &[u8]) -> StoreResult<bool>;
-    /// Confirms the proposed secret with the step of the code that proved it (used up) and
-    /// replaces the recovery codes; false when already enrolled or nothing was proposed.
+    /// Proposes a sealed TOTP secret: only when none is pending unless `replace` (the user
+    /// asked for a new one), so reloads, second tabs and other nodes keep showing the secret
+    /// already scanned. False when nothing was written: already enrolled (or unknown), or a
+    /// proposal is pending and `replace` is false.
+    async fn start_totp_enrolment(
+        &self,
+        ctx: &TenantCtx,
+        id: UserId,
+        sealed_secret: &[u8],
+        replace: bool,
+    ) -> StoreResult<bool>;
+    /// Confirms the proposed secret — exactly `sealed_secret`, the one the code was checked
+    /// against, not one proposed since — with the step of the code that proved it (used up),
+    /// and replaces the recovery codes; false when already enrolled or that secret is not the
+    /// one pending.
     async fn finish_totp_enrolment(
         &self,
         ctx: &TenantCtx,
         id: UserId,
+        sealed_secret: &[u8],
         at: Timestamp,
         step: i64,
         recovery_hashes: &[Vec<u8>],

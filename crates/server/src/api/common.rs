@@ -215,7 +215,11 @@ pub struct Reference {
     pub id: Uuid,
 }
 
-async fn check_references<R: Resource>(state: &AppState, ctx: &TenantCtx, record: &R) -> Result<(), ApiError> {
+pub(crate) async fn check_references<R: Resource>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    record: &R,
+) -> Result<(), ApiError> {
     let mut errors = ValidationErrors::default();
     for reference in record.references() {
         if state.store.get_doc(ctx, reference.kind, reference.id).await?.is_none() {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use steward_domain::{Email, Permission, TenantId, Timestamp, User, UserId};
 use steward_store::users::{self as stored, ConsoleSession, UserRecord};
-use steward_store::{Actor, ActorKind, AuditDraft, StoreError, StoreExt, Target, TenantCtx};
+use steward_store::{Actor, ActorKind, AuditDraft, Reservation, StoreError, StoreExt, Target, TenantCtx};
 
 use crate::auth::hash_secret;
 use crate::error::ApiError;
@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-in", get(show_sign_in).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/mfa/enrol", get(show_enrolment).post(confirm_enrolment))
+        .route("/console/mfa/enrol/new", post(replace_enrolment))
         .merge(records::router())
         .merge(exports::router())
         .merge(subjects::router())
@@ -74,6 +75,9 @@ pub enum ConsoleError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// Too many sign-ins are being checked at once: 503 with `Retry-After`.
+    #[error("too many sign-ins at once")]
+    Busy,
     /// A refusal by the code the console shares with the API (a job not finished, a file
     /// expired…), shown as a page with the same status and explanation.
     #[error("{detail}")]
@@ -113,6 +117,13 @@ impl IntoResponse for ConsoleError {
             Self::Enrol => Redirect::to("/console/mfa/enrol").into_response(),
             Self::Forbidden(detail) => page(StatusCode::FORBIDDEN, views::refusal("Not allowed", &detail)),
             Self::NotFound(detail) => page(StatusCode::NOT_FOUND, views::refusal("Not found", &detail)),
+            Self::Busy => {
+                let retry = security::BUSY_RETRY_SECONDS;
+                let text = format!("Too many sign-ins are being checked right now. Try again in {retry} seconds.");
+                let mut response = page(StatusCode::SERVICE_UNAVAILABLE, views::problem("Busy", &text));
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+                response
+            }
             Self::Refused { status, detail } => page(status, views::refusal("Cannot do that", &detail)),
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "console request failed");
@@ -413,21 +424,30 @@ async fn sign_in(
     let (ctx, record) = match (ctx, record) {
         (Some(ctx), Some(record)) => (ctx, record),
         (ctx, _) => {
-            // As long as a wrong password takes, so the answer's timing tells nothing.
-            security::verify_password(form.password.clone(), None).await;
+            // As long as a wrong password takes, so the answer's timing tells nothing; in the
+            // same line as real checks, so unknown names cannot flood the node either.
+            state.passwords.verify(form.password.clone(), None).await.map_err(|_| ConsoleError::Busy)?;
             if let Some(ctx) = ctx {
                 audit(&state, &ctx, None, "user.sign_in_failed", json!({"reason": "unknown_user"})).await?;
             }
             return Ok(refuse(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS));
         }
     };
-    if let Some(until) = record.locked_until.filter(|until| *until > now) {
-        let seconds = ((until.unix_micros() - now.unix_micros()) / 1_000_000).max(1);
-        audit(&state, &ctx, Some(record.id), "user.sign_in_failed", json!({"reason": "locked"})).await?;
-        return Ok(locked(refuse(StatusCode::TOO_MANY_REQUESTS, &locked_message(seconds)), seconds));
-    }
-    let failure = Failure { state: &state, ctx: &ctx, record: &record, now };
-    if !security::verify_password(form.password.clone(), Some(record.password_hash.clone())).await {
+    // The attempt is counted before anything is checked, in one statement with the lock: of
+    // any number sent at once, on any number of nodes, at most the free ones are checked.
+    let reserved = state.store.users().reserve_sign_in(&ctx, record.id, now, security::LOCK_SCHEDULE).await?;
+    let (attempt, locked_until) = match reserved {
+        Reservation::Granted { attempt, locked_until } => (attempt, locked_until),
+        Reservation::Locked { until } => {
+            let seconds = seconds_until(now, until);
+            audit(&state, &ctx, Some(record.id), "user.sign_in_failed", json!({"reason": "locked"})).await?;
+            return Ok(locked(refuse(StatusCode::TOO_MANY_REQUESTS, &locked_message(seconds)), seconds));
+        }
+        Reservation::Unknown => return Ok(refuse(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS)),
+    };
+    let failure = Failure { state: &state, ctx: &ctx, record: &record, now, attempt, locked_until };
+    let checked = state.passwords.verify(form.password.clone(), Some(record.password_hash.clone())).await;
+    if !checked.map_err(|_| ConsoleError::Busy)? {
         return failure.count("wrong_password", WRONG_CREDENTIALS, refuse).await;
     }
     let method = if record.totp_enrolled_at.is_some() {
@@ -463,12 +483,12 @@ async fn sign_in(
     } else {
         "password_before_enrolment"
     };
-    if record.failed_attempts > 0 || record.locked_until.is_some() {
-        state.store.users().set_sign_in_lock(&ctx, record.id, 0, None).await?;
-    }
+    // Clears the count unless attempts were reserved after this one: a burst this success
+    // was part of keeps the lock it earned.
+    state.store.users().clear_sign_in(&ctx, record.id, attempt).await?;
     let enrolled = record.totp_enrolled_at.is_some();
     let cookie = open_session(&state, &headers, &ctx, record.id, enrolled).await?;
-    let mut detail = json!({"method": method});
+    let mut detail = json!({"method": method, "attempt": attempt});
     if method == "recovery_code" {
         detail["recovery_codes_left"] = state.store.users().count_recovery_codes(&ctx, record.id).await?.into();
     }
@@ -488,13 +508,20 @@ fn locked(mut response: Response, seconds: i64) -> Response {
     response
 }
 
-/// A failed attempt of a known user: counted (atomically), locked past the free attempts,
-/// audited with its reason (never the password or code).
+/// How long until `until`, in whole seconds (at least 1), for `Retry-After`.
+fn seconds_until(now: Timestamp, until: Timestamp) -> i64 {
+    ((until.unix_micros() - now.unix_micros()) / 1_000_000).max(1)
+}
+
+/// A failed attempt of a known user, counted when it was reserved: locked if it was the last
+/// free one (or later), audited with its reason (never the password or code).
 struct Failure<'a> {
     state: &'a AppState,
     ctx: &'a TenantCtx,
     record: &'a UserRecord,
     now: Timestamp,
+    attempt: u32,
+    locked_until: Option<Timestamp>,
 }
 
 impl Failure<'_> {
@@ -504,14 +531,8 @@ impl Failure<'_> {
         message: &str,
         refuse: impl Fn(StatusCode, &str) -> Response,
     ) -> Result<Response, ConsoleError> {
-        let users = self.state.store.users();
-        let failures = users.count_failed_sign_in(self.ctx, self.record.id).await?;
-        let lock = security::lock_seconds(failures);
-        if let Some(seconds) = lock {
-            let until = self.now.checked_add(time::Duration::seconds(seconds));
-            users.set_sign_in_lock(self.ctx, self.record.id, failures, until).await?;
-        }
-        let detail = json!({"reason": reason, "failed_attempts": failures, "locked_for_seconds": lock});
+        let lock = self.locked_until.map(|until| seconds_until(self.now, until));
+        let detail = json!({"reason": reason, "failed_attempts": self.attempt, "locked_for_seconds": lock});
         audit(self.state, self.ctx, Some(self.record.id), "user.sign_in_failed", detail).await?;
         Ok(match lock {
             Some(seconds) => locked(refuse(StatusCode::TOO_MANY_REQUESTS, &locked_message(seconds)), seconds),
@@ -576,13 +597,46 @@ async fn show_enrolment(State(state): State<AppState>, headers: HeaderMap) -> Re
     if signed.user.mfa_enrolled {
         return Ok(Redirect::to("/console").into_response());
     }
-    // Each visit proposes a new secret; only the one confirmed with a code counts.
-    let secret = security::new_totp_secret();
-    let sealed = stored::seal_totp_secret(&signed.ctx, &*state.store.keys(&signed.ctx)?, signed.user.id, &secret);
-    if !state.store.users().start_totp_enrolment(&signed.ctx, signed.user.id, &sealed).await? {
+    // One proposal at a time, kept in the database until confirmed or replaced on request: a
+    // reload, a second tab or another node shows the secret already scanned.
+    let keys = state.store.keys(&signed.ctx)?;
+    let sealed = match signed.record.totp_secret.clone() {
+        Some(sealed) => sealed,
+        None => {
+            let secret = security::new_totp_secret();
+            let sealed = stored::seal_totp_secret(&signed.ctx, &*keys, signed.user.id, &secret);
+            let users = state.store.users();
+            users.start_totp_enrolment(&signed.ctx, signed.user.id, &sealed, false).await?;
+            // Whichever of two parallel first visits wrote first is the proposal.
+            match users.get_user(&signed.ctx, signed.user.id).await? {
+                Some(record) if record.totp_enrolled_at.is_none() => record.totp_secret.unwrap_or(sealed),
+                _ => return Ok(Redirect::to("/console").into_response()),
+            }
+        }
+    };
+    let secret = stored::open_totp_secret(&signed.ctx, &keys, signed.user.id, &sealed)?;
+    enrolment_page(&signed, &secret, None, StatusCode::OK)
+}
+
+/// "Show a new code instead": replaces the pending proposal on purpose.
+async fn replace_enrolment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let Some(signed) = signed_in(&state, &headers).await? else {
+        return Ok(to_sign_in());
+    };
+    if !security::csrf_matches(Some(&signed.token), Some(&form.csrf)) {
+        return Err(ConsoleError::Csrf);
+    }
+    if signed.user.mfa_enrolled {
         return Ok(Redirect::to("/console").into_response());
     }
-    enrolment_page(&signed, &secret, None, StatusCode::OK)
+    let secret = security::new_totp_secret();
+    let sealed = stored::seal_totp_secret(&signed.ctx, &*state.store.keys(&signed.ctx)?, signed.user.id, &secret);
+    state.store.users().start_totp_enrolment(&signed.ctx, signed.user.id, &sealed, true).await?;
+    Ok(Redirect::to("/console/mfa/enrol").into_response())
 }
 
 async fn confirm_enrolment(
@@ -617,8 +671,10 @@ async fn confirm_enrolment(
         .map(|code| stored::recovery_code_hash(&keys, signed.user.id, &code))
         .collect();
     let users = state.store.users();
-    if !users.finish_totp_enrolment(&signed.ctx, signed.user.id, now, step, &hashes).await? {
-        return Ok(Redirect::to("/console").into_response());
+    if !users.finish_totp_enrolment(&signed.ctx, signed.user.id, sealed, now, step, &hashes).await? {
+        // Enrolled meanwhile, or the proposal was replaced in another tab after this page was
+        // loaded: the code proved a secret that is no longer the one pending.
+        return Ok(Redirect::to("/console/mfa/enrol").into_response());
     }
     audit(
         &state,

@@ -1,7 +1,9 @@
 //! The console's credentials: argon2id passwords (hashed off the async runtime), RFC 6238 TOTP,
 //! one-time recovery codes, the lockout schedule, session tokens, CSRF tokens and cookies.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -11,7 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 use steward_domain::Password;
+use steward_store::LockSchedule;
 use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use totp_rs::{Builder, Secret, Totp};
 
 /// Failed sign-ins a user gets before the account locks.
@@ -27,11 +31,15 @@ pub const RECOVERY_CODES: usize = 10;
 const RECOVERY_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 const RECOVERY_LEN: usize = 16;
 
-/// How long a user is locked out after `failures` failed attempts in a row, if at all.
+/// The lockout schedule, applied by the store when an attempt is reserved (before its password
+/// is checked): the fifth attempt since the last success locks for a minute, each further one
+/// (one is allowed when a lock runs out) twice as long, up to an hour.
+pub const LOCK_SCHEDULE: LockSchedule =
+    LockSchedule { free: FREE_FAILURES, first_seconds: FIRST_LOCK_SECONDS, max_seconds: MAX_LOCK_SECONDS };
+
+/// How long a user is locked out after `failures` attempts in a row without success, if at all.
 pub fn lock_seconds(failures: u32) -> Option<i64> {
-    let past = failures.checked_sub(FREE_FAILURES)?;
-    let factor = 1i64.checked_shl(past.min(32)).unwrap_or(i64::MAX);
-    Some(FIRST_LOCK_SECONDS.saturating_mul(factor).min(MAX_LOCK_SECONDS))
+    LOCK_SCHEDULE.lock_seconds(failures)
 }
 
 /// An argon2id PHC string of the password (OWASP's parameters: 19 MiB, 2 passes), computed on
@@ -57,16 +65,78 @@ fn dummy_hash() -> &'static str {
 }
 
 /// Whether `password` matches `hash`; with no hash (an unknown user) the dummy is verified and
-/// the answer is false. Runs on a blocking thread.
+/// the answer is false. Runs on a blocking thread, unbounded: sign-ins go through
+/// [`PasswordChecks::verify`] instead.
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let dummy = dummy_hash();
-        let candidate = hash.as_deref().unwrap_or(dummy);
-        let matches = Argon2::default().verify_password(password.as_bytes(), candidate).is_ok();
-        matches && hash.is_some()
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_blocking(&password, hash.as_deref())).await.unwrap_or(false)
+}
+
+fn verify_blocking(password: &str, hash: Option<&str>) -> bool {
+    let candidate = match hash {
+        Some(hash) => hash,
+        None => dummy_hash(),
+    };
+    let matches = Argon2::default().verify_password(password.as_bytes(), candidate).is_ok();
+    matches && hash.is_some()
+}
+
+/// The node's budget of password checks: each holds about 19 MiB for tens of milliseconds, so
+/// without a bound 40 sign-ins at once took 850 MB. A check waits for a turn up to the
+/// configured time and is then refused ([`Busy`]); its turn is held until the hash is done,
+/// even when the request that asked for it is gone.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    turns: Arc<Semaphore>,
+    wait: Duration,
+    running: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+/// No turn came within the wait: answer 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Seconds a refused sign-in is told to wait.
+pub const BUSY_RETRY_SECONDS: u64 = 2;
+
+impl PasswordChecks {
+    pub fn new(at_once: usize, wait: Duration) -> Self {
+        Self { turns: Arc::new(Semaphore::new(at_once.max(1))), wait, running: Arc::default(), most: Arc::default() }
+    }
+
+    /// A turn: waits up to the configured time.
+    pub async fn turn(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        match tokio::time::timeout(self.wait, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Busy),
+        }
+    }
+
+    /// [`verify_password`] within the bound. Unknown users (no hash) cost the same check.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
+        let permit = self.turn().await?;
+        let (running, most) = (self.running.clone(), self.most.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            let matches = verify_blocking(&password, hash.as_deref());
+            running.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+            matches
+        })
+        .await;
+        Ok(checked.unwrap_or(false))
+    }
+
+    /// Checks running now (a gauge for metrics).
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// The most checks that have run at once since start.
+    pub fn most_at_once(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
+    }
 }
 
 pub fn new_totp_secret() -> Vec<u8> {

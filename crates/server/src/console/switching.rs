@@ -151,10 +151,14 @@ fn action_text(action: SwitchingAction) -> &'static str {
     }
 }
 
-/// A refusal the user can act on is shown on the page; anything else is an internal error.
+/// A refusal the user can act on is shown on the page; a request that is not this tenant's (or
+/// not any) is the not-found page, as elsewhere; anything else is an internal error.
 async fn refused(state: &AppState, signed: &Signed, what: &str, error: ApiError) -> Result<Response, ConsoleError> {
     if !error.status().is_client_error() {
         return Err(error.into());
+    }
+    if let ApiError::NotFound(detail) = error {
+        return Err(ConsoleError::NotFound(detail));
     }
     let detail = match &error {
         ApiError::Validation(errors) => errors.to_string(),

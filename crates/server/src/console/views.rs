@@ -236,6 +236,11 @@ pub fn enrol(page: &Enrol<'_>) -> Markup {
                 p { label { "Code " input name="code" required autocomplete="one-time-code" inputmode="numeric"; } }
                 button type="submit" { "Confirm" }
             }
+            form method="post" action="/console/mfa/enrol/new" {
+                input type="hidden" name="csrf" value=(page.csrf);
+                p.muted { "The same code is shown until you confirm it, on reloads and in other tabs. Lost it before confirming? " }
+                button.quiet type="submit" id="new-secret" { "Show a new code instead" }
+            }
             (sign_out_form(page.csrf))
         },
     )

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::Serialize;
@@ -79,7 +79,7 @@ pub fn verify(path: &Path) -> Result<Manifest, ImportError> {
         let entry = zip
             .by_name("manifest.json")
             .map_err(|_| invalid("the archive has no manifest.json; is it a Steward tenant archive?"))?;
-        serde_json::from_reader(entry).map_err(|e| invalid(format!("manifest.json is not valid: {e}")))?
+        bounded_json(entry, "manifest.json")?
     };
     if manifest.format != FORMAT_NAME {
         return Err(invalid(format!("manifest.json says format {:?}; expected {FORMAT_NAME:?}", manifest.format)));
@@ -94,10 +94,22 @@ pub fn verify(path: &Path) -> Result<Manifest, ImportError> {
         let entry = zip
             .by_name(&listed.path)
             .map_err(|_| invalid(format!("{} is in the manifest but not in the archive", listed.path)))?;
+        let inflates_past = || {
+            invalid(format!(
+                "{} inflates past the {} bytes the manifest gives it; the archive is damaged or forged, and was not \
+                 read further",
+                listed.path, listed.bytes
+            ))
+        };
+        if entry.size() > listed.bytes {
+            return Err(inflates_past());
+        }
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         let mut lines = 0u64;
-        let mut reader = BufReader::new(entry);
+        // Never inflated past the size the manifest gives (and one byte to tell it is past):
+        // a small upload can hold gigabytes of zeros, and the ZIP's own sizes can lie.
+        let mut reader = BufReader::new(entry.take(listed.bytes.saturating_add(1)));
         loop {
             let chunk = reader.fill_buf().map_err(|e| invalid(format!("{} cannot be read: {e}", listed.path)))?;
             if chunk.is_empty() {
@@ -108,6 +120,9 @@ pub fn verify(path: &Path) -> Result<Manifest, ImportError> {
             let length = chunk.len();
             bytes += length as u64;
             reader.consume(length);
+        }
+        if bytes > listed.bytes {
+            return Err(inflates_past());
         }
         let sha256 = steward_store::records::to_hex(&hasher.finalize());
         if bytes != listed.bytes || sha256 != listed.sha256 {
@@ -254,7 +269,23 @@ pub async fn import(state: &AppState, ctx: &TenantCtx, path: &Path) -> Result<Im
 
 fn member_json<T: DeserializeOwned>(zip: &mut Zip, name: &str) -> Result<T, ImportError> {
     let entry = zip.by_name(name).map_err(|_| invalid(format!("the archive has no {name}")))?;
-    serde_json::from_reader(entry).map_err(|e| invalid(format!("{name} is not valid: {e}")))
+    bounded_json(entry, name)
+}
+
+/// Largest JSON member read whole (the manifest and the assets): far above any real one.
+const MAX_JSON_MEMBER: u64 = 64 * 1024 * 1024;
+
+/// A JSON member, refused once it inflates past [`MAX_JSON_MEMBER`] rather than read on.
+fn bounded_json<T: DeserializeOwned>(entry: impl Read, name: &str) -> Result<T, ImportError> {
+    let mut text = Vec::new();
+    entry
+        .take(MAX_JSON_MEMBER + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| invalid(format!("{name} cannot be read: {e}")))?;
+    if text.len() as u64 > MAX_JSON_MEMBER {
+        return Err(invalid(format!("{name} inflates past {MAX_JSON_MEMBER} bytes; the archive is damaged or forged")));
+    }
+    serde_json::from_slice(&text).map_err(|e| invalid(format!("{name} is not valid: {e}")))
 }
 
 /// Reads `datasets/<dataset>.ndjson` a batch at a time on a blocking thread.

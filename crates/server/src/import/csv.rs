@@ -679,7 +679,7 @@ where
         summary.rows += 1;
         match input {
             Err(problems) => summary.reject(problems),
-            Ok(input) => match common::prepare_new::<R>(state, ctx, input).await {
+            Ok(input) => match prepare::<R>(state, ctx, input).await {
                 Ok(record) => batch.push((line, record)),
                 Err(error) => summary.reject(rejections(line, error, Some(&sources))?),
             },
@@ -711,6 +711,28 @@ where
         }),
         None => Ok(summary),
     }
+}
+
+/// A row's record, built as `POST` builds it. A panic in the rules (a bug) refuses this row
+/// alone: the rows before and after it are still imported, and the panic's message, which may
+/// quote the row, is not kept.
+async fn prepare<R: Resource>(state: &AppState, ctx: &TenantCtx, input: R::Input) -> Result<R, ApiError> {
+    let now = state.clock.now();
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        R::build(input, steward_domain::id::new_v7(), None, now)
+    }));
+    let record = match built {
+        Ok(record) => record?,
+        Err(_) => {
+            tracing::error!(dataset = R::NAME, "checking an imported row panicked; the row was refused");
+            return Err(ApiError::Validation(ValidationErrors::single(
+                "",
+                "this row could not be checked (an internal error); it was not imported",
+            )));
+        }
+    };
+    common::check_references(state, ctx, &record).await?;
+    Ok(record)
 }
 
 /// Stores a batch and counts what was created and refused.
@@ -772,6 +794,22 @@ fn read<I: serde::de::DeserializeOwned + Send + 'static>(
     planned: oneshot::Sender<Result<Sources, ApiError>>,
     rows: &mpsc::Sender<Item<I>>,
 ) {
+    let mut source = source;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    if let Err(error) = source.by_ref().take(SNIFF_BYTES as u64).read_to_end(&mut head) {
+        let detail = format!("the file could not be read: {error}");
+        let _ = planned.send(Err(ApiError::BadRequest { detail, errors: Vec::new() }));
+        return;
+    }
+    if let Some(looks_like) = not_csv(&head) {
+        let message =
+            format!("is not a CSV file (it looks like {looks_like}); export it as CSV (UTF-8) and import that");
+        let detail = format!("this {message}");
+        let errors = vec![FieldError { field: "file".into(), message }];
+        let _ = planned.send(Err(ApiError::Unprocessable { detail, errors }));
+        return;
+    }
+    let source = std::io::Cursor::new(head).chain(source);
     let mut reader = ::csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter)
         .has_headers(false)
@@ -859,6 +897,50 @@ fn read<I: serde::de::DeserializeOwned + Send + 'static>(
         if rows.blocking_send(Item::Row(line, input)).is_err() {
             return;
         }
+    }
+}
+
+/// How much of a file is looked at to tell a CSV from something else.
+const SNIFF_BYTES: usize = 4_096;
+
+/// What a file's first bytes say it is when it is plainly not CSV text (by magic number, or by
+/// its first character for JSON and markup), so that it is refused once rather than reported
+/// line by line.
+fn not_csv(head: &[u8]) -> Option<&'static str> {
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"%PDF-", "PDF"),
+        (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", "XLS, an older Excel or Office file"),
+        (b"\x1F\x8B", "gzip-compressed data"),
+        (b"\xFF\xFE", "UTF-16 text; save it as UTF-8"),
+        (b"\xFE\xFF", "UTF-16 text; save it as UTF-8"),
+        (b"7z\xBC\xAF\x27\x1C", "a 7z archive"),
+        (b"SQLite format 3\0", "an SQLite database"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xFF\xD8\xFF", "a JPEG image"),
+    ];
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        let holds = |name: &[u8]| head.windows(name.len()).any(|window| window == name);
+        return Some(if holds(b"xl/") {
+            "XLSX, an Excel workbook"
+        } else if holds(b"word/") || holds(b"ppt/") || holds(b"[Content_Types].xml") || holds(b"content.xml") {
+            "an Office document (XLSX, DOCX or similar)"
+        } else {
+            "a ZIP archive"
+        });
+    }
+    if let Some((_, what)) = MAGIC.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Some(*what);
+    }
+    if head.contains(&0) {
+        return Some("binary data: it holds NUL bytes");
+    }
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let mut visible = text.iter().copied().filter(|byte| !byte.is_ascii_whitespace());
+    match (visible.next(), visible.next()) {
+        (Some(b'{'), _) => Some("JSON"),
+        (Some(b'['), Some(b'{' | b'[' | b'"' | b']' | b'-' | b'0'..=b'9')) => Some("JSON"),
+        (Some(b'<'), _) => Some("XML or HTML"),
+        _ => None,
     }
 }
 

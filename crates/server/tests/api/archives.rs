@@ -392,3 +392,41 @@ async fn archives_need_the_admin_scope_and_stay_within_the_tenant() {
     problem(app.get(&format!("{location}/file"), &other).await, 404).await;
     problem(app.get("/api/v1/archives/not-an-id", &token).await, 404).await;
 }
+
+#[tokio::test]
+async fn an_archive_member_that_inflates_far_past_its_manifest_size_is_refused_without_inflating_it() {
+    let app = spawn_app().await;
+    let (ctx, token) = app.tenant_token("Empty Oy").await;
+    let manifest = json!({
+        "format": "steward-tenant-archive",
+        "format_version": 1,
+        "generator": "a forger",
+        "tenant": {"id": ctx.tenant_id().to_string(), "name": "Acme Oy", "slug": "acme-oy"},
+        "created_at": "2026-12-01T00:00:00Z",
+        "register": "https://steward.example/data-register",
+        "files": [{"path": "datasets/leads.ndjson", "dataset": "leads", "format": "ndjson", "rows": 1,
+                   "bytes": 100, "sha256": hex(&Sha256::digest([0u8; 100]))}],
+    });
+    let mut bomb = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    bomb.start_file("manifest.json", deflated).unwrap();
+    bomb.write_all(manifest.to_string().as_bytes()).unwrap();
+    bomb.start_file("datasets/leads.ndjson", deflated).unwrap();
+    let zeros = vec![0u8; 1024 * 1024];
+    for _ in 0..64 {
+        bomb.write_all(&zeros).unwrap();
+    }
+    let bomb = bomb.finish().unwrap().into_inner();
+    assert!(bomb.len() < 1024 * 1024, "64 MiB of zeros in {} bytes", bomb.len());
+
+    let started = std::time::Instant::now();
+    let body = problem(upload(&app, &token, "application/zip", bomb).await, 422).await;
+    let took = started.elapsed();
+    assert_eq!(problem_fields(&body), ["archive"]);
+    assert!(
+        body.to_string().contains("datasets/leads.ndjson inflates past the 100 bytes the manifest gives it"),
+        "{body}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "refused in {took:?}");
+    assert_eq!(app.store.count::<Lead>(&ctx).await.unwrap(), 0);
+}

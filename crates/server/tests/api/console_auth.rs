@@ -8,7 +8,7 @@ use steward_domain::Timestamp;
 use steward_server::console;
 use steward_store::{Actor, ActorKind, AuditQuery, StoreExt, TenantCtx};
 
-use crate::helpers::{TestApp, python, spawn_app};
+use crate::helpers::{TestApp, python, spawn_app, spawn_app_with};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -289,4 +289,219 @@ async fn a_password_only_session_reaches_nothing_but_enrolment() {
     assert_eq!(wrong.status(), 422);
     assert!(wrong.text().await.unwrap().contains("The code is wrong"));
     assert_eq!(console.get("/console", "not-a-session").await.headers()[LOCATION], "/console/sign-in");
+}
+
+/// Posts one sign-in per password, all at once, and returns each one's status in the same order.
+async fn sign_in_burst(console: &Console<'_>, passwords: &[&str]) -> Vec<u16> {
+    let (seed, csrf) = console.form().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(passwords.len()));
+    for (index, password) in passwords.iter().enumerate() {
+        let http = console.app.http.clone();
+        let url = console.app.url("/console/sign-in");
+        let cookie = format!("steward_csrf={seed}");
+        let form = [
+            ("csrf", csrf.clone()),
+            ("tenant", console.tenant.clone()),
+            ("email", console.email.clone()),
+            ("password", (*password).to_string()),
+            ("code", String::new()),
+        ];
+        let start = start.clone();
+        tasks.spawn(async move {
+            start.wait().await;
+            let response = http.post(url).header(COOKIE, cookie).form(&form).send().await.unwrap();
+            (index, response.status().as_u16())
+        });
+    }
+    let mut statuses = vec![0; passwords.len()];
+    while let Some(done) = tasks.join_next().await {
+        let (index, status) = done.unwrap();
+        statuses[index] = status;
+    }
+    statuses
+}
+
+fn reasons(log: &[(String, serde_json::Value)]) -> Vec<String> {
+    log.iter()
+        .filter(|(action, _)| action == "user.sign_in_failed")
+        .map(|(_, detail)| detail["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn thirty_wrong_passwords_at_once_are_checked_five_times_and_the_rest_are_refused_as_locked() {
+    let app = spawn_app().await;
+    let (console, ctx) = Console::new(&app, "viewer").await;
+    let statuses = sign_in_burst(&console, &["wrong password!!"; 30]).await;
+    let log = actions(&app, &ctx).await;
+    let reasons = reasons(&log);
+    let checked = reasons.iter().filter(|r| *r == "wrong_password").count();
+    let locked = reasons.iter().filter(|r| *r == "locked").count();
+    assert_eq!((checked, locked), (5, 25), "{reasons:?}");
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    let too_many = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((unauthorized, too_many), (4, 26), "the fifth checked attempt locks too: {statuses:?}");
+    let record = app.store.users().get_user(&ctx, console_user_id(&app, &ctx).await).await.unwrap().unwrap();
+    assert_eq!(record.failed_attempts, 5);
+    assert!(record.locked_until.is_some());
+    assert_eq!(console.sign_in(PASSWORD, "").await.status(), 429, "the right password waits for the lock too");
+}
+
+/// The only user of the console test tenant.
+async fn console_user_id(app: &TestApp, ctx: &TenantCtx) -> steward_domain::UserId {
+    let users = app.store.users().list_users(ctx).await.unwrap();
+    assert_eq!(users.len(), 1);
+    users[0].id
+}
+
+#[tokio::test]
+async fn a_right_password_in_a_burst_of_wrong_ones_is_checked_only_among_the_free_attempts_and_lifts_no_lock() {
+    let app = spawn_app().await;
+    let (console, ctx) = Console::new(&app, "viewer").await;
+    let mut passwords = vec!["wrong password!!"; 19];
+    passwords.insert(9, PASSWORD);
+    let statuses = sign_in_burst(&console, &passwords).await;
+    let log = actions(&app, &ctx).await;
+    let failed = reasons(&log);
+    let wrong = failed.iter().filter(|r| *r == "wrong_password").count();
+    let signed_in: Vec<_> = log.iter().filter(|(action, _)| action == "user.signed_in").collect();
+    assert_eq!(wrong + signed_in.len(), 5, "five attempts checked, no more: {failed:?}");
+    let record = app.store.users().get_user(&ctx, console_user_id(&app, &ctx).await).await.unwrap().unwrap();
+    match statuses[9] {
+        303 => {
+            // Among the free five: it cleared the count only if no attempt was reserved after it.
+            let attempt = signed_in[0].1["attempt"].as_u64().unwrap();
+            assert!(attempt <= 5, "{attempt}");
+            if attempt < 5 {
+                assert_eq!((record.failed_attempts, record.locked_until.is_some()), (5, true), "{attempt}");
+            }
+        }
+        status => {
+            assert_eq!(status, 429, "{statuses:?}");
+            assert!(signed_in.is_empty());
+            assert_eq!((record.failed_attempts, record.locked_until.is_some()), (5, true));
+        }
+    }
+
+    // A right password that arrives after the lock is not checked and resets nothing.
+    let app = spawn_app().await;
+    let (console, ctx) = Console::new(&app, "viewer").await;
+    let statuses = sign_in_burst(&console, &["wrong password!!"; 19]).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15);
+    let late = console.sign_in(PASSWORD, "").await;
+    assert_eq!(late.status(), 429);
+    let record = app.store.users().get_user(&ctx, console_user_id(&app, &ctx).await).await.unwrap().unwrap();
+    assert_eq!((record.failed_attempts, record.locked_until.is_some()), (5, true), "not reset");
+    let log = actions(&app, &ctx).await;
+    assert!(!log.iter().any(|(action, _)| action == "user.signed_in"));
+    assert_eq!(reasons(&log).iter().filter(|r| *r == "wrong_password").count(), 5);
+}
+
+#[tokio::test]
+async fn a_lock_holds_for_one_tenant_s_user_only_and_no_password_or_email_reaches_the_audit_log() {
+    let app = spawn_app().await;
+    let (console, ctx) = Console::new(&app, "viewer").await;
+    // The same address in another tenant: its own user, with its own count.
+    let other = app.tenant("Other Oy").await;
+    let operator = Actor { kind: ActorKind::Operator, id: None };
+    console::users::create_user(
+        app.store.as_ref(),
+        &other,
+        &console.email,
+        "viewer",
+        PASSWORD,
+        operator,
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    let statuses = sign_in_burst(&console, &["wrong password!!"; 8]).await;
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let mut elsewhere = Console { app: &app, tenant: "other-oy".into(), email: console.email.clone() };
+    let response = elsewhere.sign_in(PASSWORD, "").await;
+    assert_eq!(response.status(), 303, "the same address in another tenant is not locked");
+    elsewhere.tenant = "no-such-tenant".into();
+    assert_eq!(elsewhere.sign_in(PASSWORD, "").await.status(), 401);
+    let entries = app.store.audit_entries(&ctx, &AuditQuery { limit: 1000, ..AuditQuery::default() }).await.unwrap();
+    let text = serde_json::to_string(&entries.iter().map(|e| &e.detail).collect::<Vec<_>>()).unwrap();
+    assert!(!text.contains("wrong password") && !text.contains(&console.email), "{text}");
+}
+
+/// The enrolment page as a session sees it: its otpauth URI and CSRF token.
+async fn enrol_page(console: &Console<'_>, session: &str) -> (String, String) {
+    let response = console.get("/console/mfa/enrol", session).await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    (element_text(&html, "otpauth-uri"), csrf_of(&html))
+}
+
+#[tokio::test]
+async fn the_enrolment_page_shows_the_same_secret_on_reload_and_in_a_second_session_until_replaced_on_purpose() {
+    let app = spawn_app().await;
+    let (console, _) = Console::new(&app, "viewer").await;
+    let session = |response: &reqwest::Response| set_cookie(response, "steward_session").expect("a session").0;
+    let first = session(&console.sign_in(PASSWORD, "").await);
+    let second = session(&console.sign_in(PASSWORD, "").await);
+    let (uri, _) = enrol_page(&console, &first).await;
+    let (reloaded, _) = enrol_page(&console, &first).await;
+    let (other_tab, _) = enrol_page(&console, &second).await;
+    assert_eq!(reloaded, uri, "a reload shows the secret already scanned");
+    assert_eq!(other_tab, uri, "so does another session of the same user");
+
+    // "Show a new code instead" replaces it; a code of the old one then confirms nothing.
+    let (_, csrf) = enrol_page(&console, &second).await;
+    let replaced = console.post("/console/mfa/enrol/new", &second, &[("csrf", &csrf)]).await;
+    assert_eq!(replaced.status(), 303);
+    let (new_uri, csrf) = enrol_page(&console, &first).await;
+    assert_ne!(new_uri, uri);
+    let stale = console.post("/console/mfa/enrol", &first, &[("csrf", &csrf), ("code", &pyotp_code(&app, &uri))]).await;
+    assert_eq!(stale.status(), 422);
+    assert!(stale.text().await.unwrap().contains("The code is wrong or has expired"));
+    let code = pyotp_code(&app, &new_uri);
+    let confirmed = console.post("/console/mfa/enrol", &first, &[("csrf", &csrf), ("code", &code)]).await;
+    assert_eq!(confirmed.status(), 200);
+    assert!(confirmed.text().await.unwrap().contains("recovery-codes"));
+}
+
+#[tokio::test]
+async fn password_checks_run_one_at_a_time_when_so_configured_and_unknown_names_wait_in_the_same_line() {
+    let mut settings = steward_server::Settings::default();
+    settings.console.password_hashes_at_once = 1;
+    settings.console.password_hash_wait_ms = 60_000;
+    let app = spawn_app_with(settings).await;
+    let (console, _) = Console::new(&app, "viewer").await;
+    let unknown = Console { app: &app, tenant: "no-such-organization".into(), email: "nobody@example.org".into() };
+    let (known, strangers) = tokio::join!(
+        sign_in_burst(&console, &["wrong password!!"; 3]),
+        sign_in_burst(&unknown, &["wrong password!!"; 5]),
+    );
+    assert_eq!(known, vec![401; 3]);
+    assert_eq!(strangers, vec![401; 5]);
+    assert_eq!(app.state.passwords.most_at_once(), 1, "never two hashes at once");
+    assert_eq!(app.state.passwords.running(), 0);
+}
+
+#[tokio::test]
+async fn a_sign_in_that_finds_no_turn_within_the_wait_is_503_with_retry_after_and_a_page() {
+    let mut settings = steward_server::Settings::default();
+    settings.console.password_hashes_at_once = 1;
+    settings.console.password_hash_wait_ms = 100;
+    let app = spawn_app_with(settings).await;
+    let (console, ctx) = Console::new(&app, "viewer").await;
+    let unknown = Console { app: &app, tenant: "no-such-organization".into(), email: "nobody@example.org".into() };
+    // The only turn is taken (as by a long check): nothing else is hashed until it is back.
+    let turn = app.state.passwords.turn().await.unwrap();
+    for response in [console.sign_in(PASSWORD, "").await, unknown.sign_in("whatever it is", "").await] {
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(response.text().await.unwrap().contains("Too many sign-ins are being checked right now"));
+    }
+    drop(turn);
+    assert_eq!(console.sign_in(PASSWORD, "").await.status(), 303);
+    assert_eq!(app.state.passwords.most_at_once(), 1);
+    // The refused attempts were never checked, so nothing was judged wrong.
+    let log = actions(&app, &ctx).await;
+    assert!(!log.iter().any(|(_, detail)| detail["reason"] == "wrong_password"), "{log:?}");
 }

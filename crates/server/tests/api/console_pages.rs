@@ -941,3 +941,34 @@ async fn an_owner_starts_extends_and_follows_a_switch_from_the_console_and_other
     assert_eq!(cancelled.status(), 200);
     assert!(cancelled.text().await.unwrap().contains("cancelled"));
 }
+
+#[tokio::test]
+async fn switching_actions_on_another_tenant_s_request_or_a_random_id_are_the_not_found_page() {
+    let app = spawn_app().await;
+    let (_, other_token) = app.tenant_token("Other Oy").await;
+    let started: Value = app
+        .post("/api/v1/switching-requests", &other_token, &json!({"action": "on_premises"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let theirs = started["id"].as_str().expect("the other tenant's request").to_string();
+    let (ctx, _) = app.tenant_token("Acme Oy").await;
+    let owner = Member::new(&app, &ctx, "owner").await;
+    let random = uuid::Uuid::now_v7().to_string();
+    for id in [theirs.as_str(), random.as_str(), "not-an-id"] {
+        for response in [
+            owner.post(&format!("/console/switching/{id}/extend"), &[("days", "10")]).await,
+            owner.post(&format!("/console/switching/{id}/cancel"), &[]).await,
+            owner.get(&format!("/console/switching/{id}/archive")).await,
+        ] {
+            assert_eq!(response.status(), 404, "{id}");
+            let html = response.text().await.unwrap();
+            assert!(html.contains("Not found") && html.contains("no switching request"), "{id}: {html}");
+        }
+    }
+    let theirs_now: Value =
+        app.get(&format!("/api/v1/switching-requests/{theirs}"), &other_token).await.json().await.unwrap();
+    assert_eq!(theirs_now["status"], started["status"], "untouched: {theirs_now}");
+    assert_eq!(theirs_now["extension"], Value::Null);
+}

@@ -349,3 +349,53 @@ async fn a_file_past_the_import_limit_is_413_and_other_mistakes_have_their_own_s
     let summary = imported(&app, &token, "leads", small, None).await;
     assert_eq!(summary["created"], 1);
 }
+
+#[tokio::test]
+async fn an_organization_row_with_a_multibyte_vat_id_is_rejected_and_the_good_rows_are_kept() {
+    let app = spawn_app().await;
+    let (_, token) = app.tenant_token("Acme").await;
+    let csv = "name,vat_id\nFirst Oy,FI01120389\nEuro Oy,€1234\nLast Oy,\n";
+    let summary = imported(&app, &token, "organizations", csv, None).await;
+    assert_eq!((summary["rows"].as_u64(), summary["created"].as_u64()), (Some(3), Some(2)), "{summary}");
+    let s = |t: &str| Some(t.to_string());
+    assert_eq!(rejected(&summary), vec![(3, s("vat_id"), s("vat_id"))], "{summary}");
+    let page: Value = app.get("/api/v1/organizations", &token).await.json().await.unwrap();
+    let names: Vec<&str> = page["data"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["First Oy", "Last Oy"]);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_csv_is_refused_once_with_422_naming_what_it_looks_like() {
+    let app = spawn_app().await;
+    let (_, token) = app.tenant_token("Acme").await;
+    app.post("/api/v1/leads", &token, &json!({"email": "anna@example.org"})).await;
+    let xlsx = app.get("/api/v1/exports/leads?format=xlsx", &token).await;
+    assert_eq!(xlsx.status(), 200);
+    let xlsx = xlsx.bytes().await.unwrap().to_vec();
+    let json_file = app.get("/api/v1/exports/leads?format=json", &token).await.bytes().await.unwrap().to_vec();
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend_from_slice(&[0; 26]);
+    zip.extend_from_slice(b"notes/readme.txt");
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        ("an export in XLSX", xlsx, "XLSX"),
+        ("an export in JSON", json_file, "JSON"),
+        ("a ZIP", zip, "a ZIP archive"),
+        ("a PDF", b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n1 0 obj\n".to_vec(), "PDF"),
+        ("binary data", b"email\nanna@example.org\0\0\0\x01\x02\n".to_vec(), "NUL"),
+        ("UTF-16", b"\xFF\xFEe\0m\0a\0i\0l\0\n\0".to_vec(), "UTF-16"),
+    ];
+    for (what, file, says) in cases {
+        let body = problem(send(&app, &token, "leads", multipart(&[("file", &file)])).await, 422).await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("this is not a CSV file (it looks like ") && detail.contains(says),
+            "{what}: {body}"
+        );
+        assert_eq!(problem_fields(&body), vec!["file"], "{what}: {body}");
+    }
+    let page: Value = app.get("/api/v1/leads", &token).await.json().await.unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "nothing was imported");
+    // A CSV whose first cell merely starts with a bracket is still CSV.
+    let summary = imported(&app, &token, "leads", "email,[note]\nbob@example.org,x\n", None).await;
+    assert_eq!(summary["created"], 1, "{summary}");
+}

@@ -321,3 +321,37 @@ async fn authlib_fetches_uses_revokes_and_introspects_a_token() {
     assert_eq!(report["leads_status_after_revoke"], 401);
     assert_eq!(report["introspection_after"], json!({"active": false}));
 }
+
+/// Median time of `/oauth/token` for a known id with a wrong secret, an unknown id and a
+/// malformed one: a figure, not a gate (timings on a shared machine are noisy). Run with
+/// `--run-ignored only` and `--nocapture`.
+#[tokio::test]
+#[ignore = "a measurement; prints figures"]
+async fn token_endpoint_timing_of_known_unknown_and_malformed_client_ids() {
+    let app = spawn_app().await;
+    let ctx = app.tenant("Acme").await;
+    let (known, _) = app.client(&ctx, "leads:read").await;
+    let unknown = steward_domain::ClientId::new().to_string();
+    let mut medians = Vec::new();
+    for (name, id) in [("known id, wrong secret", known.as_str()), ("unknown id", &unknown), ("malformed id", "x")] {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let started = std::time::Instant::now();
+            let response = app
+                .http
+                .post(app.url("/oauth/token"))
+                .basic_auth(id, Some("stw_cs_wrong"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 401);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        medians.push((name, times[100]));
+    }
+    for (name, median) in &medians {
+        println!("{name}: median {median:?}");
+    }
+}

@@ -60,3 +60,22 @@ async fn an_organization_needs_a_name_and_valid_ids() {
     .await;
     assert_eq!(problem_fields(&dangling), vec!["contacts[0].lead_id"]);
 }
+
+#[tokio::test]
+async fn a_vat_id_starting_with_a_multibyte_character_is_422_naming_vat_id_on_post_and_patch() {
+    let app = spawn_app().await;
+    let (_, token) = app.tenant_token("Acme").await;
+    for vat in ["€1234", "😀1234", "F€1234"] {
+        let body =
+            problem(app.post("/api/v1/organizations", &token, &json!({"name": "x", "vat_id": vat})).await, 422).await;
+        assert_eq!(problem_fields(&body), vec!["vat_id"], "{vat}: {body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("VAT"), "{body}");
+    }
+    let created: Value =
+        app.post("/api/v1/organizations", &token, &json!({"name": "Good Oy"})).await.json().await.unwrap();
+    let path = format!("/api/v1/organizations/{}", created["id"].as_str().unwrap());
+    let body = problem(app.patch(&path, &token, &json!({"vat_id": "€1234"})).await, 422).await;
+    assert_eq!(problem_fields(&body), vec!["vat_id"], "{body}");
+    let unchanged: Value = app.get(&path, &token).await.json().await.unwrap();
+    assert_eq!(unchanged["vat_id"], Value::Null);
+}
