@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, problem, problem_fields, spawn_app, spawn_app_with
 const BOUNDARY: &str = "steward-import-test-7MA4YWxkTrZu0gW";
 
 /// A multipart/form-data body of `parts` (name, content), as browsers and curl send it.
-fn multipart(parts: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn multipart(parts: &[(&str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
     for (name, content) in parts {
         let head = format!(
@@ -25,7 +25,7 @@ fn multipart(parts: &[(&str, &[u8])]) -> Vec<u8> {
     body
 }
 
-async fn send(app: &TestApp, token: &str, dataset: &str, body: Vec<u8>) -> reqwest::Response {
+pub(crate) async fn send(app: &TestApp, token: &str, dataset: &str, body: Vec<u8>) -> reqwest::Response {
     app.http
         .post(app.url(&format!("/api/v1/imports/{dataset}")))
         .bearer_auth(token)

@@ -18,6 +18,7 @@ mod oauth;
 mod openapi;
 mod organizations;
 mod problems;
+mod properties;
 mod ratelimit;
 mod reports;
 mod retention;
