@@ -92,7 +92,8 @@ enum Command {
         json: bool,
     },
     /// Replace the embedded SQLite database with a backup (stop Steward first), then erase again
-    /// what was erased after the backup was taken (the erasure ledger's mirror).
+    /// what was erased after the backup was taken (the erasure ledger's mirror). Refused with
+    /// exit code 3 while a `steward serve` holds the database.
     Restore {
         /// A file made by `steward backup`.
         file: PathBuf,
@@ -428,7 +429,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { file, json } => {
-            let report = steward_server::backup::restore(&settings(&cli.global, None)?, &file).await?;
+            let report = steward_server::backup::restore(&settings(&cli.global, None)?, &file).await.map_err(
+                |error| match error.downcast::<steward_server::backup::DatabaseInUse>() {
+                    Ok(in_use) => anyhow::Error::from(ExitWith { code: 3, message: in_use.to_string() }),
+                    Err(other) => other,
+                },
+            )?;
             let again: u64 = report.reapplied.iter().flat_map(|t| t.erased.values()).sum();
             let human = format!(
                 "restored {} from {}; {again} record(s) of people erased since the backup were erased again",
@@ -455,6 +461,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 settings.tls.key = key.display().to_string();
             }
             init_logging(settings.log_format);
+            // Held while serving: `steward restore` refuses while any server has the database.
+            let _database = steward_server::backup::hold_database(&settings)?;
             let store = store(&settings).await?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
@@ -468,6 +476,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { listen, size } => {
             let settings = settings(&cli.global, listen)?;
             init_logging(settings.log_format);
+            let _database = steward_server::backup::hold_database(&settings)?;
             let store = store(&settings).await?;
             demo::run(store, settings, size).await
         }

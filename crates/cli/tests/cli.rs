@@ -997,3 +997,49 @@ async fn infeasibility_is_accepted_on_working_day_14_and_refused_on_day_15_and_p
     let none = env.run(&["switching", "attestation", "--tenant", tenant_id]);
     assert!(!none.status.success() && none.stdout.is_empty(), "no attestation before erasure");
 }
+
+#[tokio::test]
+async fn restore_refuses_with_exit_3_while_steward_serve_holds_the_database_and_restores_once_it_stopped() {
+    let env = Env::new().await;
+    if env.database.is_some() {
+        // PostgreSQL is restored with pg_restore (see the test above); this is SQLite's lock.
+        return;
+    }
+    env.json(&["tenant", "create", "Acme Oy", "--json"]);
+    let backup = env.dir.path().join("backup.db");
+    env.json(&["backup", "--out", backup.to_str().unwrap(), "--json"]);
+    let log = env.dir.path().join("serve.log");
+    let child = env
+        .command()
+        .env("NO_COLOR", "1")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut server = Demo(child);
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("serving") {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "steward serve exited: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "steward serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let refused = env.run(&["restore", backup.to_str().unwrap(), "--json"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(refused.stdout.is_empty());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("in use by a running Steward server"), "{message}");
+    assert!(message.contains("stop every `steward serve`"), "{message}");
+    assert!(message.contains("steward.db.lock"), "{message}");
+
+    drop(server);
+    let restored = env.json(&["restore", backup.to_str().unwrap(), "--json"]);
+    assert!(restored["database"].as_str().unwrap().ends_with("steward.db"), "{restored}");
+    let tenants = env.json(&["tenant", "list", "--json"]);
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1);
+}

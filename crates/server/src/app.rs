@@ -28,7 +28,18 @@ pub fn build(state: AppState) -> Router {
     };
     let tls = state.settings.tls.enabled();
     let router = crate::api::router(state).layer(
+        // Outermost first: the security headers go on every answer, whichever layer gives it
+        // (a body-limit refusal, a timeout, a caught panic).
         ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(axum::middleware::from_fn(finish_problems))
@@ -45,16 +56,7 @@ pub fn build(state: AppState) -> Router {
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 Duration::from_secs(300),
             ))
-            .layer(axum::middleware::from_fn_with_state(limits, limit_body))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"))),
+            .layer(axum::middleware::from_fn_with_state(limits, limit_body)),
     );
     if tls {
         // Served over TLS by Steward itself: browsers should never try plain HTTP again, and

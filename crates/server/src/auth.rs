@@ -2,11 +2,13 @@
 //! introspection (RFC 7662) endpoints, secret and token generation, and the bearer-token
 //! extractor every `/api/v1` handler takes.
 
-use axum::extract::{FromRequestParts, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::{Extension, Form, Json};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngExt;
@@ -78,16 +80,25 @@ pub struct TokenResponse {
         (status = 200, description = "Token issued", body = TokenResponse),
         (status = 400, description = "Bad grant or scope (RFC 6749 §5.2)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Client authentication failed", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this client id or network (api.token_requests_per_minute…); see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
 pub async fn issue_token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    slot: Option<Extension<BudgetSlot>>,
     headers: HeaderMap,
     Form(request): Form<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    let client =
-        authenticate_client(&state, &headers, request.client_id.as_deref(), request.client_secret.as_deref()).await?;
+    let client = authenticate_client(
+        &state,
+        (peer, slot.as_deref()),
+        &headers,
+        request.client_id.as_deref(),
+        request.client_secret.as_deref(),
+    )
+    .await?;
     match request.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(other) => {
@@ -134,13 +145,26 @@ pub async fn issue_token(
 
 /// The client that the request authenticates as, by `client_secret_basic` or
 /// `client_secret_post`: one code path for the token, revocation and introspection endpoints.
+///
+/// Attempts are limited per client network and per presented client id, known or not
+/// (`api.token_requests_per_minute…`), before any secret is looked at: past either, 429.
 async fn authenticate_client(
     state: &AppState,
+    (peer, slot): (SocketAddr, Option<&BudgetSlot>),
     headers: &HeaderMap,
     body_id: Option<&str>,
     body_secret: Option<&str>,
 ) -> Result<ApiClient, ApiError> {
+    let privacy = &state.settings.privacy;
+    let policy = steward_domain::MaskPolicy::new(privacy.ipv4_prefix, privacy.ipv6_prefix).unwrap_or_default();
+    let network = state.edge.client_address(peer, headers).masked(policy);
+    ratelimit::spend(slot, &mut std::iter::once_with(|| state.limits.token_network.check(&network)))
+        .inspect_err(|_| tracing::info!("token endpoint rate limited per network"))?;
     let (client_id, secret) = client_credentials(headers, body_id, body_secret)?;
+    // Keyed by what was presented, so that made-up ids are limited too; bounded in length.
+    let key: String = client_id.chars().take(64).collect();
+    ratelimit::spend(slot, &mut std::iter::once_with(|| state.limits.token_client.check(&key)))
+        .inspect_err(|_| tracing::info!("token endpoint rate limited per client id"))?;
     // A malformed id is looked up too (as an id nobody has), so that it costs the same query.
     let parsed = ClientId::parse(&client_id).ok();
     let client = state.store.find_client(parsed.unwrap_or_else(nobody)).await?.filter(|_| parsed.is_some());
@@ -268,11 +292,19 @@ impl TokenQuery {
 )]
 pub async fn revoke_token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    slot: Option<Extension<BudgetSlot>>,
     headers: HeaderMap,
     Form(request): Form<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let client =
-        authenticate_client(&state, &headers, request.client_id.as_deref(), request.client_secret.as_deref()).await?;
+    let client = authenticate_client(
+        &state,
+        (peer, slot.as_deref()),
+        &headers,
+        request.client_id.as_deref(),
+        request.client_secret.as_deref(),
+    )
+    .await?;
     let token = request.token()?;
     let revoked = state.store.delete_token(&hash_secret(token), client.id).await?;
     if revoked {
@@ -354,11 +386,19 @@ fn unix_seconds(at: Timestamp) -> i64 {
 )]
 pub async fn introspect_token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    slot: Option<Extension<BudgetSlot>>,
     headers: HeaderMap,
     Form(request): Form<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let client =
-        authenticate_client(&state, &headers, request.client_id.as_deref(), request.client_secret.as_deref()).await?;
+    let client = authenticate_client(
+        &state,
+        (peer, slot.as_deref()),
+        &headers,
+        request.client_id.as_deref(),
+        request.client_secret.as_deref(),
+    )
+    .await?;
     let token = request.token()?;
     let record = state.store.find_token(&hash_secret(token)).await?;
     let answer = match record {
@@ -437,7 +477,7 @@ impl FromRequestParts<AppState> for Caller {
         let policy = steward_domain::MaskPolicy::new(privacy.ipv4_prefix, privacy.ipv6_prefix).unwrap_or_default();
         let ip_network = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .get::<ConnectInfo<SocketAddr>>()
             .map(|info| steward_domain::IpNetwork::mask_with(info.0.ip(), policy));
         let caller = Caller {
             ctx: TenantCtx::new(record.tenant_id),
@@ -445,7 +485,7 @@ impl FromRequestParts<AppState> for Caller {
             scopes: record.scopes,
             ip_network,
         };
-        let budget = state.limiter.check(caller.client_id);
+        let budget = state.limiter.check(&caller.client_id);
         if let Some(slot) = parts.extensions.get::<BudgetSlot>() {
             slot.set(budget.unwrap_or_else(|refusal| refusal));
         }

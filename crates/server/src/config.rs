@@ -35,6 +35,25 @@ keys_dir = ""
 # Log format: "text" for people, "json" for log collectors. Logs never carry personal data.
 log_format = "text"
 
+[server]
+# The address browsers reach Steward at, e.g. "https://steward.example" (a path is allowed
+# behind a proxy that serves Steward under one). The tracker script (/tracker.js) tells
+# browsers to send events to <public_url>/collect. Empty: taken from the request only when it
+# comes from one of collect.trusted_proxies (X-Forwarded-Host or Host, X-Forwarded-Proto),
+# else the address Steward listens on (http://127.0.0.1:8080 by default; with 0.0.0.0 or ::,
+# localhost). The Host header of anyone else is never reflected. Set it in production.
+# Environment: STEWARD_SERVER__PUBLIC_URL.
+public_url = ""
+# Seconds a client has to send a complete request head (request line and headers), counted
+# from the connection's start or from the first byte of the next request on it; a client that
+# sends half a header is disconnected after this.
+header_read_timeout_seconds = 10
+# Seconds a kept-alive connection may sit idle between requests before it is closed.
+idle_timeout_seconds = 60
+# Connections open at once (HTTP and HTTPS, idle ones included); past this a new connection is
+# closed at once, and a warning is logged. Keep it under the process's open-file limit.
+max_connections = 4096
+
 [api]
 # Lifetime of an OAuth 2.0 access token, in seconds.
 token_ttl_seconds = 3600
@@ -42,6 +61,13 @@ token_ttl_seconds = 3600
 rate_limit_per_minute = 500
 # Largest request body accepted, in bytes.
 max_body_bytes = 1048576
+# Requests a minute to /oauth/token, /oauth/revoke and /oauth/introspect per presented client
+# id, known or not, whatever the secret: past it the answer is 429 with Retry-After. A client
+# needs a token an hour; this stops guessing secrets.
+token_requests_per_minute = 30
+# The same per client network (the address masked like privacy.ipv4_prefix/ipv6_prefix, behind
+# collect.trusted_proxies the forwarded client's): stops guessing across made-up client ids.
+token_requests_per_minute_per_network = 300
 
 [console]
 # Password checks (argon2id: about 19 MiB and tens of milliseconds each) that run at once in this
@@ -135,6 +161,16 @@ country_header = ""
 geoip_database = ""
 # Events older than this many hours (by the tracker's timestamp) are refused.
 max_event_age_hours = 24
+# Collection requests a minute per site (its site key is public, in every page): past it the
+# answer is 429 with Retry-After.
+requests_per_minute_per_site = 12000
+# Collection requests a minute per client network (the address masked to privacy's /24 or /48;
+# behind collect.trusted_proxies the forwarded client's).
+requests_per_minute_per_network = 1200
+# Most collected events one tenant may store (all its sites, until retention deletes them):
+# past it collection is refused with 507 naming this setting, and a warning is logged, instead
+# of filling the disk. 0: no quota.
+max_events_per_tenant = 50000000
 
 [privacy]
 # How much of a visitor's IP address is kept. These can only be made coarser (smaller), never
@@ -155,6 +191,7 @@ pub struct Settings {
     pub master_key: Option<Redacted>,
     pub keys_dir: String,
     pub log_format: LogFormat,
+    pub server: ServerSettings,
     pub api: ApiSettings,
     pub console: ConsoleSettings,
     pub exports: ExportSettings,
@@ -234,6 +271,37 @@ impl Default for RetentionSweepSettings {
     }
 }
 
+/// How the HTTP server presents itself and treats connections (see [`crate::connection`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Where browsers reach Steward (scheme, host, optional port and path); empty: see
+    /// [`crate::collect::public_origin`].
+    pub public_url: String,
+    pub header_read_timeout_seconds: u32,
+    pub idle_timeout_seconds: u32,
+    pub max_connections: u32,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            public_url: String::new(),
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections: 4096,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// `public_url` without its trailing slashes, when set.
+    pub fn public_url(&self) -> Option<&str> {
+        let url = self.public_url.trim().trim_end_matches('/');
+        (!url.is_empty()).then_some(url)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
@@ -260,6 +328,8 @@ pub struct ApiSettings {
     pub token_ttl_seconds: u32,
     pub rate_limit_per_minute: u32,
     pub max_body_bytes: usize,
+    pub token_requests_per_minute: u32,
+    pub token_requests_per_minute_per_network: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +376,10 @@ pub struct CollectSettings {
     /// Path of a MaxMind-format `.mmdb`; empty: no lookup.
     pub geoip_database: String,
     pub max_event_age_hours: u32,
+    pub requests_per_minute_per_site: u32,
+    pub requests_per_minute_per_network: u32,
+    /// 0: no quota.
+    pub max_events_per_tenant: u64,
 }
 
 impl Default for CollectSettings {
@@ -317,6 +391,9 @@ impl Default for CollectSettings {
             country_header: String::new(),
             geoip_database: String::new(),
             max_event_age_hours: 24,
+            requests_per_minute_per_site: 12_000,
+            requests_per_minute_per_network: 1_200,
+            max_events_per_tenant: 50_000_000,
         }
     }
 }
@@ -338,8 +415,15 @@ impl Default for Settings {
             master_key: None,
             keys_dir: String::new(),
             log_format: LogFormat::Text,
-            api: ApiSettings { token_ttl_seconds: 3600, rate_limit_per_minute: 500, max_body_bytes: 1_048_576 },
+            server: ServerSettings::default(),
             console: ConsoleSettings::default(),
+            api: ApiSettings {
+                token_ttl_seconds: 3600,
+                rate_limit_per_minute: 500,
+                max_body_bytes: 1_048_576,
+                token_requests_per_minute: 30,
+                token_requests_per_minute_per_network: 300,
+            },
             exports: ExportSettings {
                 console_max_bytes: 512 * 1024 * 1024,
                 console_max_days: 366,
@@ -387,14 +471,50 @@ impl Settings {
     fn check(&self) -> Result<(), SettingsError> {
         steward_domain::MaskPolicy::new(self.privacy.ipv4_prefix, self.privacy.ipv6_prefix)
             .map_err(|e| SettingsError(format!("privacy: the IP mask {e}")))?;
-        if self.api.rate_limit_per_minute == 0 || self.api.token_ttl_seconds == 0 {
-            return Err(SettingsError("api: rate limit and token lifetime must be above zero".into()));
+        let api = &self.api;
+        if [
+            api.rate_limit_per_minute,
+            api.token_ttl_seconds,
+            api.token_requests_per_minute,
+            api.token_requests_per_minute_per_network,
+        ]
+        .contains(&0)
+        {
+            return Err(SettingsError("api: rate limits and token lifetime must be above zero".into()));
+        }
+        if self.collect.requests_per_minute_per_site == 0 || self.collect.requests_per_minute_per_network == 0 {
+            return Err(SettingsError(
+                "collect: requests_per_minute_per_site and _per_network must be above zero".into(),
+            ));
         }
         if self.imports.max_bytes == 0 {
             return Err(SettingsError("imports: max_bytes must be above zero".into()));
         }
         if self.reports.max_days == 0 {
             return Err(SettingsError("reports: max_days must be above zero".into()));
+        }
+        let server = &self.server;
+        if server.header_read_timeout_seconds == 0 || server.idle_timeout_seconds == 0 || server.max_connections == 0 {
+            return Err(SettingsError(
+                "server: header_read_timeout_seconds, idle_timeout_seconds and max_connections must be above zero"
+                    .into(),
+            ));
+        }
+        if let Some(public) = self.server.public_url() {
+            let parsed = url::Url::parse(public).ok().filter(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+                    && url.username().is_empty()
+                    && url.password().is_none()
+            });
+            if parsed.is_none() {
+                return Err(SettingsError(format!(
+                    "server: public_url {public:?} is not an http(s) URL without query or credentials \
+                     (e.g. \"https://steward.example\")"
+                )));
+            }
         }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(SettingsError("tls: set both cert and key (PEM files), or neither for plain HTTP".into()));
@@ -521,6 +641,19 @@ mod tests {
     fn the_documented_file_states_exactly_the_defaults() {
         let parsed: Settings = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
         assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn a_public_url_must_be_an_http_url_without_query() {
+        let mut settings = Settings::default();
+        for bad in ["steward.example", "ftp://steward.example", "https://steward.example/?a=1", "https://u:p@s.example"]
+        {
+            settings.server.public_url = bad.into();
+            assert!(settings.check().unwrap_err().to_string().contains("public_url"), "{bad}");
+        }
+        settings.server.public_url = "https://steward.example/analytics/".into();
+        assert!(settings.check().is_ok());
+        assert_eq!(settings.server.public_url(), Some("https://steward.example/analytics"));
     }
 
     #[test]

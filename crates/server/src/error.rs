@@ -84,6 +84,9 @@ pub enum ApiError {
     /// A request body past its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A storage quota is full (`collect.max_events_per_tenant`): 507 naming it.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A server-side failure whose cause is already logged and whose detail helps the client
     /// (what failed, what to do) without internals or personal data: 500 with that detail.
     #[error("{0}")]
@@ -97,12 +100,9 @@ impl ApiError {
         Self::NotFound(format!("no {what} with this id exists for your tenant"))
     }
 
+    /// A query parameter that cannot be read: 422 naming it, like every other bad field.
     pub fn bad_query(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::BadRequest {
-            detail: format!("query parameter {field} {message}"),
-            errors: vec![FieldError { field: field.to_string(), message }],
-        }
+        Self::InvalidQuery(ValidationErrors::single(field, message))
     }
 
     pub fn invalid_query(field: &str, message: impl Into<String>) -> Self {
@@ -127,6 +127,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) | Self::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +163,7 @@ impl IntoResponse for ApiError {
         let kind = match &self {
             Self::ExportTooLarge(_) => "export-too-large",
             Self::NotReady(_) => "not-ready",
+            Self::QuotaExceeded(_) => "quota-exceeded",
             _ => slug_for(status),
         };
         let mut headers = HeaderMap::new();
@@ -175,7 +177,12 @@ impl IntoResponse for ApiError {
                 (detail, errors.into_errors(), None)
             }
             Self::InvalidQuery(errors) => {
-                let detail = format!("query parameter {errors}");
+                let count = errors.errors().len();
+                let detail = if count == 1 {
+                    format!("query parameter {errors}")
+                } else {
+                    format!("{count} query parameters failed validation: {errors}")
+                };
                 (detail, errors.into_errors(), None)
             }
             Self::BadRequest { detail, errors }
@@ -217,7 +224,8 @@ impl IntoResponse for ApiError {
             | Self::Gone(detail)
             | Self::Unavailable(detail)
             | Self::Failed(detail)
-            | Self::PayloadTooLarge(detail) => (detail, Vec::new(), None),
+            | Self::PayloadTooLarge(detail)
+            | Self::QuotaExceeded(detail) => (detail, Vec::new(), None),
         };
         let problem = Problem {
             kind: format!("/problems/{kind}"),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backup;
 pub mod collect;
 pub mod config;
+pub mod connection;
 pub mod console;
 pub mod erasure_ledger;
 pub mod error;
@@ -35,15 +36,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        let _ = state.listening.set(address);
+    }
     let worker = state.settings.exports.worker.then(|| jobs::spawn_worker(state.clone()));
     let sweeper = retention::spawn_sweeper(state.clone());
     let advancer = switching::spawn_advancer(state.clone());
-    let served = if state.settings.tls.enabled() {
-        serve_tls(listener, state, shutdown).await
-    } else {
-        let app = app::build(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-    };
+    let served = serve_connections(listener, state, shutdown).await;
     if let Some(worker) = worker {
         // An interrupted job keeps its lease until it runs out, then any node runs it again.
         worker.abort();
@@ -59,27 +58,36 @@ pub async fn serve(
     served
 }
 
-/// How long in-flight requests may run on after a shutdown signal under TLS.
+/// How long in-flight requests may run on after a shutdown signal.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn serve_tls(
+/// Accepts connections under `server.*` limits (see [`connection`]): plain HTTP, or HTTPS with
+/// rustls when `tls.cert` and `tls.key` are set.
+async fn serve_connections(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let tls = &state.settings.tls;
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("TLS certificate {} or key {} could not be used: {e}", tls.cert, tls.key))
-    })?;
+    let tls = state.settings.tls.clone();
+    let limits = connection::Limits::new(&state.settings.server, tls.enabled());
     let handle = axum_server::Handle::new();
     let draining = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
         draining.graceful_shutdown(Some(DRAIN));
     });
-    let app = app::build(state);
-    axum_server::from_tcp_rustls(listener.into_std()?, config)?
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .await
+    let app = app::build(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    if tls.enabled() {
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("TLS certificate {} or key {} could not be used: {e}", tls.cert, tls.key),
+            )
+        })?;
+        let rustls = axum_server::tls_rustls::RustlsAcceptor::new(config);
+        server.acceptor(connection::Guard::new(rustls, limits)).serve(app).await
+    } else {
+        server.acceptor(connection::Guard::new(axum_server::accept::DefaultAcceptor, limits)).serve(app).await
+    }
 }

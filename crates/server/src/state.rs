@@ -12,7 +12,7 @@ use crate::collect::edge::Edge;
 use crate::collect::pipeline::Collector;
 use crate::config::Settings;
 use crate::files::{FileStore, LocalFiles};
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, Limiters};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -20,6 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub limiter: Limiter,
+    /// Limits of `/oauth/*` and `/collect`, which come without a token.
+    pub limits: Limiters,
     pub files: Arc<dyn FileStore>,
     /// The writer of collected journeys and captured leads.
     pub collector: Collector,
@@ -29,6 +31,10 @@ pub struct AppState {
     pub sweeps: Arc<crate::retention::SweepStatus>,
     /// The bound on password hashes computed at once (console sign-ins).
     pub passwords: Arc<crate::console::security::PasswordChecks>,
+    /// The address [`crate::serve`] listens on, once it does: the tracker's default origin.
+    pub listening: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// Collected events per tenant, for `collect.max_events_per_tenant`.
+    pub quotas: Arc<crate::collect::TenantQuotas>,
 }
 
 impl AppState {
@@ -38,7 +44,8 @@ impl AppState {
 
     /// With a clock of the caller's (tests move a fixed one by hand).
     pub fn with_clock(store: Arc<dyn Store>, settings: Settings, clock: Clock) -> Self {
-        let limiter = Limiter::new(settings.api.rate_limit_per_minute, clock.clone());
+        let limiter = Limiter::new("per-client", settings.api.rate_limit_per_minute, clock.clone());
+        let limits = Limiters::new(&settings, &clock);
         let files = Arc::new(LocalFiles::new(settings.files_dir()));
         let collector = Collector::new(store.clone(), clock.clone());
         let edge = Arc::new(Edge::new(&settings.collect).unwrap_or_else(|error| {
@@ -61,11 +68,14 @@ impl AppState {
             settings: Arc::new(settings),
             clock,
             limiter,
+            limits,
             files,
             collector,
             edge,
             sites: Arc::default(),
             sweeps: Arc::default(),
+            listening: Arc::default(),
+            quotas: Arc::default(),
         }
     }
 }

@@ -118,7 +118,7 @@ fn query_from(pairs: &BTreeMap<String, String>) -> Result<AuditQuery, ApiError> 
     ),
     responses(
         (status = 200, description = "A page of entries", body = Page<AuditEntry>),
-        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad or unknown query parameters, each named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks audit:read", body = Problem, content_type = "application/problem+json"),
     ),

@@ -71,6 +71,98 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
+/// Most fields one body is read again without: past that the rest is not worth naming.
+const MAX_BAD_FIELDS: usize = 64;
+
+/// Deserialises `value` into `T`, naming every top-level field of the wrong type or unknown,
+/// not just the first: a bad field is recorded, left out, and the rest read again. The value
+/// read without the bad fields comes back too, so that the entity's own checks can name theirs.
+pub fn from_json_all<T: DeserializeOwned>(mut value: Value) -> (Option<T>, ValidationErrors) {
+    let mut errors = ValidationErrors::default();
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..=MAX_BAD_FIELDS {
+        let error = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(input) => return (Some(input), errors),
+            Err(error) => error,
+        };
+        let path = error.path().to_string();
+        let top = match error.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
+        let message = error.into_inner().to_string();
+        // serde names an unknown key in its message, at the level of the object holding it.
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(key, _)| key.to_string())
+            .filter(|_| path == ".");
+        let (key, field) = match (top, unknown) {
+            (Some(key), _) => (key, path),
+            (None, Some(key)) => (key.clone(), key),
+            (None, None) => {
+                // A missing field or a body that is not an object: a field left out above is
+                // already named, anything else is named now; either way reading ends here.
+                if !removed.iter().any(|key| message.contains(&format!("`{key}`"))) {
+                    errors.add(if path == "." { String::new() } else { path }, message);
+                }
+                return (None, errors);
+            }
+        };
+        let left_out = value.as_object_mut().and_then(|fields| fields.remove(&key)).is_some();
+        errors.add(field, message);
+        if !left_out {
+            return (None, errors);
+        }
+        removed.push(key);
+    }
+    (None, errors)
+}
+
+/// Every bad field of a create or update body at once, as one 422: `errors` found before (read-
+/// only fields), values of the wrong type or unknown fields, and what `build` (the entity's own
+/// checks) refuses in the rest.
+fn build_checked<I: DeserializeOwned, R>(
+    body: Value,
+    mut errors: ValidationErrors,
+    build: impl FnOnce(I) -> Result<R, ValidationErrors>,
+) -> Result<R, ApiError> {
+    let (input, type_errors) = from_json_all::<I>(body);
+    for error in type_errors.into_errors() {
+        errors.add(error.field, error.message);
+    }
+    let Some(input) = input else { return Err(ApiError::Validation(errors)) };
+    match build(input) {
+        Ok(record) if errors.is_empty() => Ok(record),
+        Ok(_) => Err(ApiError::Validation(errors)),
+        Err(found) => {
+            // A field left out for its type is "required" to `build`: it is named already.
+            let named: Vec<String> = errors.errors().iter().map(|error| error.field.clone()).collect();
+            for error in found.into_errors() {
+                let known = named.iter().any(|field| {
+                    error.field == *field
+                        || error.field.strip_prefix(field.as_str()).is_some_and(|rest| rest.starts_with(['.', '[']))
+                });
+                if !known {
+                    errors.add(error.field, error.message);
+                }
+            }
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// The read-only fields `body` sets, and `body` without them.
+fn without_read_only(mut body: Value, read_only: &[&str]) -> (Value, ValidationErrors) {
+    let errors = patch::refuse_read_only(&body, read_only).err().unwrap_or_default();
+    if let Value::Object(fields) = &mut body {
+        for key in read_only {
+            fields.remove(*key);
+        }
+    }
+    (body, errors)
+}
+
 /// A page of results: `data` and the cursor of the next page, `null` on the last.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
@@ -110,14 +202,21 @@ pub struct ListParams {
 impl ListParams {
     /// Reads the query string; `extra` names further parameters the dataset accepts.
     pub fn from_uri(uri: &Uri, extra: &[&str]) -> Result<(Self, BTreeMap<String, String>), ApiError> {
+        let mut errors = ValidationErrors::default();
+        let read = Self::read(uri, extra, &mut errors);
+        if errors.is_empty() { Ok(read) } else { Err(ApiError::InvalidQuery(errors)) }
+    }
+
+    /// Reads the query string, recording every unknown parameter in `errors`.
+    pub fn read(uri: &Uri, extra: &[&str], errors: &mut ValidationErrors) -> (Self, BTreeMap<String, String>) {
         let pairs: BTreeMap<String, String> =
             url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
         let known: Vec<&str> = ["limit", "cursor", "created_from", "created_to", "updated_since"]
             .into_iter()
             .chain(extra.iter().copied())
             .collect();
-        if let Some(unknown) = pairs.keys().find(|key| !known.contains(&key.as_str())) {
-            return Err(ApiError::bad_query(unknown, format!("is not known here; use {}", known.join(", "))));
+        for unknown in pairs.keys().filter(|key| !known.contains(&key.as_str())) {
+            errors.add(unknown, format!("is not known here; use {}", known.join(", ")));
         }
         let params = Self {
             limit: pairs.get("limit").cloned(),
@@ -126,31 +225,73 @@ impl ListParams {
             created_to: pairs.get("created_to").cloned(),
             updated_since: pairs.get("updated_since").cloned(),
         };
-        Ok((params, pairs))
+        (params, pairs)
     }
 
+    /// The store's query, or every bad parameter at once.
     pub fn to_query(&self) -> Result<ListQuery, ApiError> {
-        let limit = parse_limit(self.limit.as_deref())?;
-        let time = |field: &str, value: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
-            value
-                .as_deref()
-                .map(|text| Timestamp::parse(text).map_err(|e| ApiError::bad_query(field, e.to_string())))
-                .transpose()
+        let mut errors = ValidationErrors::default();
+        self.to_query_into(&mut errors).ok_or(ApiError::InvalidQuery(errors))
+    }
+
+    /// The store's query, recording every bad parameter in `errors` (`None` when there is one),
+    /// so that a caller with parameters of its own can name theirs in the same answer.
+    pub fn to_query_into(&self, errors: &mut ValidationErrors) -> Option<ListQuery> {
+        let before = errors.errors().len();
+        let limit = match parse_limit(self.limit.as_deref()) {
+            Ok(limit) => limit,
+            Err(error) => {
+                add_query_error(errors, error);
+                100
+            }
         };
-        let query = ListQuery {
-            after: self.cursor.as_deref().map(decode_cursor).transpose()?,
-            limit,
-            created_from: time("created_from", &self.created_from)?,
-            created_to: time("created_to", &self.created_to)?,
-            updated_since: time("updated_since", &self.updated_since)?,
-            ..ListQuery::default()
+        let mut time = |field: &str, value: &Option<String>| -> Option<Timestamp> {
+            let text = value.as_deref()?;
+            Timestamp::parse(text).map_err(|e| errors.add(field, e.to_string())).ok()
         };
-        if let (Some(from), Some(to)) = (query.created_from, query.created_to)
+        let created_from = time("created_from", &self.created_from);
+        let created_to = time("created_to", &self.created_to);
+        let updated_since = time("updated_since", &self.updated_since);
+        let after = match self.cursor.as_deref().map(decode_cursor).transpose() {
+            Ok(after) => after,
+            Err(error) => {
+                add_query_error(errors, error);
+                None
+            }
+        };
+        if let (Some(from), Some(to)) = (created_from, created_to)
             && from >= to
         {
-            return Err(ApiError::bad_query("created_to", "must be later than created_from"));
+            errors.add("created_to", "must be later than created_from");
         }
-        Ok(query)
+        (errors.errors().len() == before).then(|| ListQuery {
+            after,
+            limit,
+            created_from,
+            created_to,
+            updated_since,
+            ..ListQuery::default()
+        })
+    }
+}
+
+/// Adds the fields a query error names to `errors`.
+pub fn add_query_error(errors: &mut ValidationErrors, error: ApiError) {
+    match error {
+        ApiError::InvalidQuery(found) | ApiError::Validation(found) => {
+            for error in found.into_errors() {
+                errors.add(error.field, error.message);
+            }
+        }
+        ApiError::BadRequest { detail, errors: found } => {
+            if found.is_empty() {
+                errors.add("", detail);
+            }
+            for error in found {
+                errors.add(error.field, error.message);
+            }
+        }
+        other => errors.add("", other.to_string()),
     }
 }
 
@@ -263,14 +404,20 @@ pub async fn list_records<R: Record + Serialize>(
 ) -> Result<Response, ApiError> {
     caller.require(scope)?;
     let names: Vec<&str> = lookups.iter().map(|(name, _)| *name).collect();
-    let (params, pairs) = ListParams::from_uri(&uri, &names)?;
-    let mut query = params.to_query()?;
+    let mut errors = ValidationErrors::default();
+    let (params, pairs) = ListParams::read(&uri, &names, &mut errors);
+    let query = params.to_query_into(&mut errors);
+    let mut equals = Vec::new();
     for (name, lookup) in lookups {
         if let Some(value) = pairs.get(*name) {
-            let normalised = normalise_lookup(*lookup, name, value)?;
-            query.equals.push(state.store.lookup(&caller.ctx, *lookup, &normalised)?);
+            match normalise_lookup(*lookup, name, value) {
+                Ok(normalised) => equals.push(state.store.lookup(&caller.ctx, *lookup, &normalised)?),
+                Err(error) => add_query_error(&mut errors, error),
+            }
         }
     }
+    let Some(mut query) = query.filter(|_| errors.is_empty()) else { return Err(ApiError::InvalidQuery(errors)) };
+    query.equals.extend(equals);
     let limit = query.limit;
     query.limit = limit + 1;
     let data: Vec<R> = state.store.list(&caller.ctx, &query).await?;
@@ -324,9 +471,10 @@ pub async fn create<R: Resource + Serialize>(
     body: Value,
 ) -> Result<Response, ApiError> {
     caller.require(R::WRITE)?;
-    patch::refuse_read_only(&body, R::READ_ONLY)?;
-    let input: R::Input = from_json(body)?;
-    let record = prepare_new::<R>(&state, &caller.ctx, input).await?;
+    let (body, read_only) = without_read_only(body, R::READ_ONLY);
+    let (id, now) = (steward_domain::id::new_v7(), state.clock.now());
+    let record = build_checked(body, read_only, |input| R::build(input, id, None, now))?;
+    check_references(&state, &caller.ctx, &record).await?;
     let record = R::store_new(&state, &caller.ctx, record).await?;
     let location = format!("{}/{}", uri.path().trim_end_matches('/'), record.key());
     let mut response = (StatusCode::CREATED, Json(&record)).into_response();
@@ -359,12 +507,19 @@ pub async fn update<R: Resource + Serialize>(
     caller.require(R::WRITE)?;
     let id = parse_id(id, R::NAME)?;
     let current = state.store.get::<R>(&caller.ctx, id).await?.ok_or_else(|| ApiError::not_found(R::NAME))?;
-    let merged = patch::apply(&current, &body, R::READ_ONLY).map_err(|error| match error {
-        patch::PatchError::Invalid(errors) => ApiError::Validation(errors),
-        patch::PatchError::Internal(message) => ApiError::Internal(anyhow::anyhow!(message)),
-    })?;
-    let input: R::Input = from_json(merged)?;
-    let record = R::build(input, id, Some(&current), state.clock.now())?;
+    let (body, mut errors) = without_read_only(body, R::READ_ONLY);
+    let merged = match patch::apply(&current, &body, R::READ_ONLY) {
+        Ok(merged) => merged,
+        Err(patch::PatchError::Invalid(found)) => {
+            for error in found.into_errors() {
+                errors.add(error.field, error.message);
+            }
+            return Err(ApiError::Validation(errors));
+        }
+        Err(patch::PatchError::Internal(message)) => return Err(ApiError::Internal(anyhow::anyhow!(message))),
+    };
+    let now = state.clock.now();
+    let record = build_checked(merged, errors, |input| R::build(input, id, Some(&current), now))?;
     check_references(&state, &caller.ctx, &record).await?;
     if !state.store.update(&caller.ctx, &record).await? {
         return Err(ApiError::not_found(R::NAME));

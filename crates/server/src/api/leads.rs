@@ -99,7 +99,7 @@ impl Resource for Lead {
     ),
     responses(
         (status = 200, description = "A page of leads; `Link: <…>; rel=\"next\"` when more follow", body = Page<Lead>),
-        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad or unknown query parameters, each named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks leads:read", body = Problem, content_type = "application/problem+json"),
     ),

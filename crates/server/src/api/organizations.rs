@@ -50,7 +50,7 @@ impl Resource for Organization {
     params(ListParams),
     responses(
         (status = 200, description = "A page of organizations; `Link: <…>; rel=\"next\"` when more follow", body = Page<Organization>),
-        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad or unknown query parameters, each named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks organizations:read", body = Problem, content_type = "application/problem+json"),
     ),

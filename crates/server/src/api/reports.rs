@@ -133,7 +133,6 @@ fn parameters(uri: &Uri, state: &AppState) -> Result<(Timestamp, Timestamp, Gran
     ),
     responses(
         (status = 200, description = "The report's rows and how many groups were suppressed", body = Report),
-        (status = 400, description = "Unknown query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks reports:read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such report; the detail names the reports", body = Problem, content_type = "application/problem+json"),

@@ -256,7 +256,7 @@ pub async fn sweep_now(State(state): State<AppState>, caller: Caller) -> Result<
     ),
     responses(
         (status = 200, description = "A page of legal holds", body = Page<LegalHold>),
-        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad or unknown query parameters, each named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks admin", body = Problem, content_type = "application/problem+json"),
     ),

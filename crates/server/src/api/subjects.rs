@@ -48,7 +48,6 @@ pub struct PersonAnswer {
     ),
     responses(
         (status = 200, description = "Everything held on the person", body = PersonAnswer),
-        (status = 400, description = "Unknown query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No identifier, or a malformed one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks data-subjects", body = Problem, content_type = "application/problem+json"),
     ),
@@ -227,7 +226,7 @@ pub async fn create_request(
     ),
     responses(
         (status = 200, description = "A page of requests", body = Page<SubjectRequest>),
-        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad or unknown query parameters, each named", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks data-subjects", body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["data-subjects"]))

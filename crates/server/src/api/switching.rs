@@ -207,7 +207,7 @@ pub async fn start(
     ),
     responses(
         (status = 200, description = "A page of requests", body = Page<SwitchingView>),
-        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad or unknown query parameters, each named", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks admin", body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["admin"]))

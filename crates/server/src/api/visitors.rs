@@ -118,7 +118,6 @@ async fn profiles_by_id(
     ),
     responses(
         (status = 200, description = "A page of profiles (`Link: <…>; rel=\"next\"` when more follow), or with `ids` the profiles found and the ids missing", body = ProfilesAnswer),
-        (status = 400, description = "Bad or unknown query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks visitors:read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`ids` has a malformed id, none, or more than 100", body = Problem, content_type = "application/problem+json"),
@@ -187,7 +186,6 @@ pub async fn get_visitor_profile(
     params(("profile_ids" = String, Query, description = "Up to 100 visitor profile ids (UUIDv7), comma-separated")),
     responses(
         (status = 200, description = "The profiles' visits and events, and the ids missing", body = JourneyInsights),
-        (status = 400, description = "Unknown query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks visitors:read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`profile_ids` is missing, has a malformed id or more than 100, or the profiles have more than 10,000 visits", body = Problem, content_type = "application/problem+json"),

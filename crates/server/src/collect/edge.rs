@@ -208,6 +208,11 @@ impl Edge {
         Device { kind: agent.kind, os: agent.os, browser: agent.browser, language }
     }
 
+    /// Whether the connecting peer is one of `collect.trusted_proxies`.
+    pub fn is_trusted_peer(&self, peer: SocketAddr) -> bool {
+        self.is_trusted(peer.ip().to_canonical())
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }

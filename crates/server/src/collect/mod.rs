@@ -22,10 +22,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use steward_domain::journey::HitContext;
-use steward_domain::{FieldError, MaskPolicy, Site, SiteKey, Timestamp, ValidationErrors, VisitorId};
-use steward_store::{Store, StoreError, TenantCtx};
+use steward_domain::{FieldError, MaskPolicy, Site, SiteKey, TenantId, Timestamp, ValidationErrors, VisitorId};
+use steward_store::{DocKind, Store, StoreError, TenantCtx};
 
 use crate::error::ApiError;
+use crate::ratelimit::{self, BudgetSlot};
 use crate::state::AppState;
 use payload::{Accepted, Checks, Envelope, Rejected};
 use pipeline::{CollectError, Visit};
@@ -94,6 +95,59 @@ impl SiteCache {
     }
 }
 
+/// How long a tenant's count of stored events is believed before it is counted again.
+const QUOTA_TTL: Duration = Duration::from_secs(30);
+
+/// Stored events per tenant, counted by the store now and then and by this node in between,
+/// held against `collect.max_events_per_tenant`.
+#[derive(Debug, Default)]
+pub struct TenantQuotas {
+    counts: Mutex<HashMap<TenantId, (u64, Instant)>>,
+}
+
+impl TenantQuotas {
+    /// Refuses `adding` more events of the site's tenant when they would pass the quota.
+    async fn admit(&self, state: &AppState, site: &Site, adding: usize) -> Result<(), ApiError> {
+        let max = state.settings.collect.max_events_per_tenant;
+        if max == 0 {
+            return Ok(());
+        }
+        let tenant = site.tenant_id;
+        let cached = self.counts.lock().ok().and_then(|counts| counts.get(&tenant).copied());
+        let (stored, counted_now) = match cached {
+            Some((stored, at)) if at.elapsed() < QUOTA_TTL => (stored, false),
+            _ => {
+                let stored = state.store.count_docs(&TenantCtx::new(tenant), DocKind::Event).await?;
+                if let Ok(mut counts) = self.counts.lock() {
+                    counts.insert(tenant, (stored, Instant::now()));
+                }
+                (stored, true)
+            }
+        };
+        let adding = u64::try_from(adding).unwrap_or(u64::MAX);
+        if stored.saturating_add(adding) <= max {
+            return Ok(());
+        }
+        if counted_now {
+            // Once per count, not per request: a full quota must not flood the log.
+            tracing::warn!(tenant.id = %tenant, stored, quota = max, "collection refused: the tenant's event quota (collect.max_events_per_tenant) is full");
+        }
+        Err(ApiError::QuotaExceeded(format!(
+            "this tenant stores {stored} collected events and its quota (collect.max_events_per_tenant) is {max}: \
+             nothing of this request was stored; ask the operator to raise the quota, or shorten the tenant's \
+             retention of events"
+        )))
+    }
+
+    fn add(&self, tenant: TenantId, events: usize) {
+        if let Ok(mut counts) = self.counts.lock()
+            && let Some((stored, _)) = counts.get_mut(&tenant)
+        {
+            *stored = stored.saturating_add(u64::try_from(events).unwrap_or(u64::MAX));
+        }
+    }
+}
+
 /// Serves the tracker with the site's settings in front, so the script knows before it stores
 /// anything whether it may (cookieless) and whether it must stay silent (GPC, Do-Not-Track).
 #[utoipa::path(
@@ -103,9 +157,11 @@ impl SiteCache {
 )]
 pub async fn tracker_script(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let origin = public_origin(&state, peer, &headers);
     let site = match query.site_key.as_deref().and_then(SiteKey::parse) {
         Some(key) => state.sites.find(state.store.as_ref(), &key).await?,
         None => None,
@@ -113,7 +169,7 @@ pub async fn tracker_script(
     let config = match site {
         Some(site) => serde_json::json!({
             "siteKey": site.site_key,
-            "endpoint": format!("{}/collect", public_origin(&state, &headers)),
+            "endpoint": format!("{}/collect", origin.url),
             "cookieless": site.collection.cookieless,
             "honourGpc": site.collection.honour_gpc,
         })
@@ -126,20 +182,73 @@ pub async fn tracker_script(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     headers.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+    if origin.from_request {
+        // Taken from a trusted proxy's headers: a shared cache must keep one copy per host.
+        headers.insert(header::VARY, HeaderValue::from_static("host, x-forwarded-host, x-forwarded-proto"));
+    }
     Ok(response)
 }
 
-/// Where browsers reach this server, from the request: the tracker posts back to the host it
-/// was loaded from.
-fn public_origin(state: &AppState, headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok());
-    let scheme = match forwarded {
-        Some("https") => "https",
-        _ if state.settings.tls.enabled() => "https",
-        _ => "http",
+/// Where browsers reach this server, and whether the request's headers said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicOrigin {
+    pub url: String,
+    pub from_request: bool,
+}
+
+/// Where browsers reach this server: `server.public_url` when set; else, for a request from one
+/// of `collect.trusted_proxies`, its `X-Forwarded-Host` (or `Host`) and `X-Forwarded-Proto`;
+/// else the address Steward listens on. Anyone else's `Host` and `X-Forwarded-Proto` are never
+/// reflected: the script is cached publicly, and a cache that ignores `Host` would hand a
+/// hostile origin to every visitor.
+pub fn public_origin(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> PublicOrigin {
+    let tls = state.settings.tls.enabled();
+    if let Some(url) = state.settings.server.public_url() {
+        return PublicOrigin { url: url.to_string(), from_request: false };
+    }
+    if state.edge.is_trusted_peer(peer) {
+        let first = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let host = first("x-forwarded-host").or_else(|| first("host")).filter(|host| plausible_host(host));
+        if let Some(host) = host {
+            let scheme = match first("x-forwarded-proto") {
+                Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+                Some(proto) if proto.eq_ignore_ascii_case("http") => "http",
+                _ if tls => "https",
+                _ => "http",
+            };
+            return PublicOrigin { url: format!("{scheme}://{host}"), from_request: true };
+        }
+    }
+    let scheme = if tls { "https" } else { "http" };
+    let address = state.listening.get().copied().unwrap_or(state.settings.listen);
+    let host = match address.ip() {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
     };
-    format!("{scheme}://{host}")
+    PublicOrigin { url: format!("{scheme}://{host}:{}", address.port()), from_request: false }
+}
+
+/// A host and optional port as a URL authority: no path, no credentials, no quotes or spaces
+/// (a proxy's header still ends up inside a script).
+fn plausible_host(host: &str) -> bool {
+    host.len() <= 255
+        && url::Url::parse(&format!("http://{host}/")).is_ok_and(|url| {
+            url.username().is_empty()
+                && url.password().is_none()
+                && url.path() == "/"
+                && url.host_str().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none()
+        })
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
 }
 
 /// A CORS preflight: granted only to an origin on the named site's domain.
@@ -183,15 +292,25 @@ fn origin_allowed(site: &Site, origin: &HeaderValue) -> bool {
         (status = 403, description = "The Origin is not on the site's domain", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than collect.max_body_bytes", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "No event was valid; `errors` names each by index", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this site or network (collect.requests_per_minute_…); see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The tenant's event quota (collect.max_events_per_tenant) is full; nothing was stored", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn collect(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    slot: Option<axum::Extension<BudgetSlot>>,
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let slot = slot.as_deref();
+    let network = {
+        let policy =
+            MaskPolicy::new(state.settings.privacy.ipv4_prefix, state.settings.privacy.ipv6_prefix).unwrap_or_default();
+        state.edge.client_address(peer, &headers).masked(policy)
+    };
+    ratelimit::spend(slot, &mut std::iter::once_with(|| state.limits.collect_network.check(&network)))?;
     let limit = state.settings.collect.max_body_bytes;
     let bytes = read_limited(body, limit).await?;
     let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|error| ApiError::BadRequest {
@@ -210,6 +329,7 @@ pub async fn collect(
             oauth_error: None,
         });
     };
+    ratelimit::spend(slot, &mut std::iter::once_with(|| state.limits.collect_site.check(&site.id)))?;
     let origin = headers.get(header::ORIGIN).cloned();
     if let Some(origin) = &origin
         && !origin_allowed(&site, origin)
@@ -312,7 +432,9 @@ async fn collect_batch(
         return Err(ApiError::Validation(all));
     }
     let accepted = hits.len();
+    state.quotas.admit(state, site, accepted).await?;
     state.collector.record(Visit { ctx, visitor, hits, leads }).await.map_err(collect_error)?;
+    state.quotas.add(site.tenant_id, accepted);
     Ok(CollectReport { accepted, rejected, ignored: None })
 }
 

@@ -203,7 +203,7 @@ async fn the_register_names_exactly_the_datasets_columns_and_formats_the_exporte
             }
         }
         // And nothing outside the register exports.
-        problem(app.get(&format!("/api/v1/exports/{name}?format=parquet"), &token).await, 400).await;
+        problem(app.get(&format!("/api/v1/exports/{name}?format=parquet"), &token).await, 422).await;
         let schema = app.http.get(app.url(dataset["schema"].as_str().unwrap())).send().await.unwrap();
         assert_eq!(schema.status(), 200);
         assert_eq!(schema.headers()["content-type"], "application/schema+json");

@@ -284,3 +284,59 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_masked_and_its_country_k
     assert_eq!(profile["ip_network"], "203.0.113.0/24");
     assert_eq!(profile["last_location"]["country_code"], "FI");
 }
+
+/// `/tracker.js` as fetched with `headers`: its status, its `Vary` and its endpoint.
+async fn tracker_endpoint(app: &TestApp, site: &Site, headers: &[(&str, &str)]) -> (String, Option<String>) {
+    let mut request = app.http.get(app.url(&format!("/tracker.js?site_key={}", site.site_key.as_str())));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    let vary = response.headers().get("vary").map(|v| v.to_str().unwrap().to_string());
+    let script = response.text().await.unwrap();
+    let config = script.strip_prefix("var __steward_config = ").and_then(|rest| rest.split_once(";\n")).unwrap().0;
+    let config: Value = serde_json::from_str(config).unwrap();
+    (config["endpoint"].as_str().unwrap().to_string(), vary)
+}
+
+const HOSTILE: [(&str, &str); 3] =
+    [("host", "evil.example"), ("x-forwarded-proto", "http"), ("x-forwarded-host", "evil.example")];
+
+#[tokio::test]
+async fn the_tracker_names_the_configured_public_url_whatever_host_the_request_claims() {
+    let mut settings = Settings::default();
+    settings.server.public_url = "https://steward.example/analytics/".into();
+    let app = spawn_app_with(settings).await;
+    let ctx = app.tenant("Shop Oy").await;
+    let site = site(&app, &ctx, "shop.example", CollectionSettings::default()).await;
+    let (endpoint, vary) = tracker_endpoint(&app, &site, &HOSTILE).await;
+    assert_eq!(endpoint, "https://steward.example/analytics/collect");
+    assert_eq!(vary, None);
+}
+
+#[tokio::test]
+async fn without_a_public_url_an_untrusted_host_is_ignored_and_a_trusted_proxy_is_believed() {
+    let app = spawn_app().await;
+    let ctx = app.tenant("Shop Oy").await;
+    let site = site(&app, &ctx, "shop.example", CollectionSettings::default()).await;
+    let (endpoint, vary) = tracker_endpoint(&app, &site, &HOSTILE).await;
+    assert_eq!(endpoint, format!("{}/collect", app.address), "the listening address, not the Host header");
+    assert_eq!(vary, None);
+
+    let mut settings = Settings::default();
+    settings.collect.trusted_proxies = vec!["127.0.0.1".into()];
+    let proxied = spawn_app_with(settings).await;
+    let ctx = proxied.tenant("Shop Oy").await;
+    let site = self::site(&proxied, &ctx, "shop.example", CollectionSettings::default()).await;
+    let forwarded =
+        [("host", "10.0.0.5:8080"), ("x-forwarded-host", "stats.shop.example"), ("x-forwarded-proto", "https")];
+    let (endpoint, vary) = tracker_endpoint(&proxied, &site, &forwarded).await;
+    assert_eq!(endpoint, "https://stats.shop.example/collect");
+    assert_eq!(vary.as_deref(), Some("host, x-forwarded-host, x-forwarded-proto"));
+    // Even a trusted proxy cannot put a script into the script.
+    let injected = [("x-forwarded-host", "a.example\";alert(1);//")];
+    let (endpoint, _) = tracker_endpoint(&proxied, &site, &injected).await;
+    assert_eq!(endpoint, format!("{}/collect", proxied.address));
+}

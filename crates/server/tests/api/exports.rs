@@ -312,12 +312,12 @@ async fn unknown_datasets_formats_and_parameters_are_named() {
             .unwrap()
             .contains("leads, visitor-profiles, journeys, organizations, reports or audit-log")
     );
-    let body = problem(app.get("/api/v1/exports/leads?format=pdf", &token).await, 400).await;
+    let body = problem(app.get("/api/v1/exports/leads?format=pdf", &token).await, 422).await;
     assert_eq!(body["errors"][0]["field"], "format");
-    let body = problem(app.get("/api/v1/exports/leads?since=2026-01-01T00:00:00Z", &token).await, 400).await;
+    let body = problem(app.get("/api/v1/exports/leads?since=2026-01-01T00:00:00Z", &token).await, 422).await;
     assert_eq!(body["errors"][0]["field"], "since");
-    let body = problem(app.get("/api/v1/exports/leads?from=yesterday", &token).await, 400).await;
+    let body = problem(app.get("/api/v1/exports/leads?from=yesterday", &token).await, 422).await;
     assert_eq!(body["errors"][0]["field"], "from");
     let path = "/api/v1/exports/leads?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z";
-    problem(app.get(path, &token).await, 400).await;
+    problem(app.get(path, &token).await, 422).await;
 }

@@ -5,6 +5,7 @@
 mod archives;
 mod audit;
 mod collect;
+mod connections;
 mod console_auth;
 mod console_browser;
 mod console_pages;

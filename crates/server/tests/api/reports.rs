@@ -360,7 +360,7 @@ async fn unknown_reports_bad_parameters_and_long_periods_are_named() {
     // 366 days is allowed.
     let ok = app.get("/api/v1/reports/traffic?from=2025-01-01&to=2026-01-02", &token).await;
     assert_eq!(ok.status(), 200);
-    let body = problem(app.get("/api/v1/reports/traffic?period=week", &token).await, 400).await;
+    let body = problem(app.get("/api/v1/reports/traffic?period=week", &token).await, 422).await;
     assert_eq!(problem_fields(&body), vec!["period"]);
 
     let visitors_only = app.token(&ctx, "visitors:read").await;

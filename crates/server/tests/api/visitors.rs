@@ -139,9 +139,9 @@ async fn bad_id_lists_are_refused_with_422_naming_the_field() {
     assert_eq!(batch["missing"].as_array().unwrap().len(), 100);
 
     // ids takes no list parameters; unknown parameters are named.
-    let body = problem(app.get(&format!("/api/v1/visitor-profiles?ids={NEVER}&limit=5"), &token).await, 400).await;
+    let body = problem(app.get(&format!("/api/v1/visitor-profiles?ids={NEVER}&limit=5"), &token).await, 422).await;
     assert_eq!(problem_fields(&body), vec!["limit"]);
-    let body = problem(app.get("/api/v1/journey-insights?ids=x", &token).await, 400).await;
+    let body = problem(app.get("/api/v1/journey-insights?ids=x", &token).await, 422).await;
     assert_eq!(problem_fields(&body), vec!["ids"]);
 
     let leads_only = app.token(&ctx, "leads:read").await;
