@@ -21,6 +21,7 @@ mod problems;
 mod ratelimit;
 mod reports;
 mod retention;
+mod schemathesis;
 mod subjects;
 mod switching;
 mod tls;
