@@ -101,7 +101,8 @@ async fn whole_numbers_written_with_a_zero_fraction_are_whole_numbers() {
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body.to_string().contains("365"), true, "{body}");
+    let leads = body["data"].as_array().unwrap().iter().find(|p| p["dataset"] == "leads").cloned();
+    assert_eq!(leads.map(|p| p["days"].clone()), Some(json!(365)), "{body}");
     let refused = app
         .http
         .put(app.url("/api/v1/retention-policies"))
