@@ -145,9 +145,14 @@ pub const LEAD_READ_ONLY: &[&str] = &["id", "created_at", "updated_at", "restric
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BotInput {
+    /// One line of at most 64 characters.
+    #[schema(value_type = String, required, max_length = 64, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub id: Option<String>,
+    /// One line of at most 200 characters.
+    #[schema(value_type = String, required, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     #[serde(rename = "type")]
+    #[schema(value_type = BotType, required)]
     pub kind: Option<String>,
 }
 
@@ -170,8 +175,13 @@ impl BotInput {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerInput {
+    /// At most 1,000 characters.
+    #[schema(value_type = String, required, max_length = 1000, pattern = r"\S")]
     pub question: Option<String>,
+    /// At most 10,000 characters.
+    #[schema(value_type = Option<String>, max_length = 10000)]
     pub answer: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub answered_at: Option<String>,
 }
 
@@ -194,7 +204,9 @@ impl AnswerInput {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
+    #[schema(value_type = bool, required)]
     pub marketing: Option<bool>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub captured_at: Option<String>,
     pub source: Option<String>,
 }
@@ -228,8 +240,13 @@ pub struct LeadInput {
     pub job_title: Option<String>,
     pub bot: Option<BotInput>,
     pub answers: Option<Vec<AnswerInput>>,
+    /// 0 to 100.
+    #[schema(minimum = 0, maximum = 100)]
     pub score: Option<i64>,
+    /// At most 50, each one line of at most 64 characters.
+    #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<LeadStatus>)]
     pub status: Option<String>,
     pub custom_fields: Option<BTreeMap<String, String>>,
     pub conversion_url: Option<String>,

@@ -113,7 +113,8 @@ pub struct ContactInput {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationInput {
-    /// Required.
+    /// Required: one line of at most 200 characters.
+    #[schema(value_type = String, required, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     pub domain: Option<String>,
     pub website_url: Option<String>,

@@ -447,8 +447,14 @@ pub struct LegalHold {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegalHoldInput {
+    /// `tenant` (every record), or the one record's kind.
+    #[schema(value_type = HoldScope, required)]
     pub scope: Option<String>,
+    /// The record held (UUIDv7): required for a hold on one record, refused for `tenant`.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub record_id: Option<String>,
+    /// Why (a case reference); one line of at most 2,000 characters, not for personal data.
+    #[schema(value_type = String, required, max_length = 2000, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: Option<String>,
 }
 

@@ -26,7 +26,9 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub instance: Option<String>,
+    /// Every bad field or parameter; left out when there is none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub errors: Vec<FieldError>,
     /// Quote this when asking the operator about a failure.
     pub request_id: Option<String>,

@@ -83,7 +83,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<(JobRecord,
 /// A tenant archive: status, and once built its size, SHA-256 and the manifest's files.
 #[utoipa::path(
     get, path = "/api/v1/archives/{id}", tag = "switching",
-    params(("id" = String, Path, description = "Archive job id")),
+    params(("id" = uuid::Uuid, Path, description = "Archive job id")),
     responses(
         (status = 200, description = "The archive job", body = ArchiveView),
         (status = 404, description = "No such archive for your tenant", body = Problem, content_type = "application/problem+json"),
@@ -102,7 +102,7 @@ pub async fn get_tenant_archive(
 /// Downloads a built tenant archive (ZIP). `ETag` is its SHA-256; `Range` resumes.
 #[utoipa::path(
     get, path = "/api/v1/archives/{id}/file", tag = "switching",
-    params(("id" = String, Path, description = "Archive job id")),
+    params(("id" = uuid::Uuid, Path, description = "Archive job id")),
     responses(
         (status = 200, description = "The ZIP", content_type = "application/zip"),
         (status = 206, description = "The asked byte range"),

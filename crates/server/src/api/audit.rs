@@ -109,12 +109,12 @@ fn query_from(pairs: &BTreeMap<String, String>) -> Result<AuditQuery, ApiError> 
 #[utoipa::path(
     get, path = "/api/v1/audit-log", tag = "audit",
     params(
-        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("from" = Option<String>, Query, description = "RFC 3339; entries at or after"),
-        ("to" = Option<String>, Query, description = "RFC 3339; entries before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, as given (opaque)"),
+        ("from" = Option<String>, Query, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "RFC 3339 (years 1970 to 9999); entries at or after"),
+        ("to" = Option<String>, Query, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "RFC 3339 (years 1970 to 9999); entries before"),
         ("action" = Option<String>, Query, description = "an action, or a prefix ending in '.'"),
-        ("actor_kind" = Option<String>, Query, description = "user, client, system or operator"),
+        ("actor_kind" = Option<ActorKind>, Query, description = "user, client, system or operator"),
     ),
     responses(
         (status = 200, description = "A page of entries", body = Page<AuditEntry>),

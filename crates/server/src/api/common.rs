@@ -163,6 +163,24 @@ fn without_read_only(mut body: Value, read_only: &[&str]) -> (Value, ValidationE
     (body, errors)
 }
 
+/// A whole number as JSON Schema's `integer` takes it: `2` or `2.0` (a zero fraction), for
+/// `#[serde(default, deserialize_with = "whole_number")]` on an `Option` of an unsigned type.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    let whole = number.as_u64().or_else(|| {
+        number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number in range")))
+}
+
 /// A page of results: `data` and the cursor of the next page, `null` on the last.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
@@ -188,14 +206,19 @@ pub fn decode_cursor(text: &str) -> Result<Uuid, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1 to 1000, default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
-    /// RFC 3339; records created at or after.
+    /// RFC 3339 (years 1970 to 9999); records created at or after.
+    #[param(format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-")]
     pub created_from: Option<String>,
-    /// RFC 3339; records created before.
+    /// RFC 3339 (years 1970 to 9999); records created before (later than `created_from`).
+    #[param(format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-")]
     pub created_to: Option<String>,
-    /// RFC 3339; records changed at or after.
+    /// RFC 3339 (years 1970 to 9999); records changed at or after.
+    #[param(format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-")]
     pub updated_since: Option<String>,
 }
 

@@ -29,12 +29,16 @@ use crate::subjects::Acting;
 pub struct ExportJobInput {
     /// `leads`, `visitor-profiles`, `journeys`, `organizations`, `reports` (every report by
     /// day; by default the last 30 days, at most `reports.max_days`) or `audit-log`.
+    #[schema(value_type = DatasetName, required)]
     pub dataset: Option<String>,
     /// `csv` (default), `json`, `ndjson` or `xlsx`.
+    #[schema(value_type = Option<Format>)]
     pub format: Option<String>,
-    /// RFC 3339; records created at or after. No limit on the period.
+    /// RFC 3339 (years 1970 to 9999); records created at or after. No limit on the period.
+    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-")]
     pub from: Option<String>,
-    /// RFC 3339; records created before.
+    /// RFC 3339 (years 1970 to 9999); records created before (later than `from`).
+    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-")]
     pub to: Option<String>,
 }
 
@@ -217,7 +221,7 @@ pub async fn get_export(
 /// Status and progress of an export job (documentation of the job branch of [`get_export`]).
 #[utoipa::path(
     get, path = "/api/v1/exports/{id}", tag = "exports",
-    params(("id" = String, Path, description = "Export job id")),
+    params(("id" = uuid::Uuid, Path, description = "Export job id")),
     responses(
         (status = 200, description = "The job: status, progress, and `file_url` once it succeeded", body = ExportJobView),
         (status = 404, description = "No such job for your tenant", body = Problem, content_type = "application/problem+json"),
@@ -231,7 +235,7 @@ async fn get_export_job() {}
 /// `If-Range`) resumes a broken download.
 #[utoipa::path(
     get, path = "/api/v1/exports/{id}/file", tag = "exports",
-    params(("id" = String, Path, description = "Export job id")),
+    params(("id" = uuid::Uuid, Path, description = "Export job id")),
     responses(
         (status = 200, description = "The file"),
         (status = 206, description = "The asked byte range"),

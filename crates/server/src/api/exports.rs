@@ -481,8 +481,8 @@ fn time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
     params(
         ("dataset" = String, Path, description = "leads, visitor-profiles, journeys, organizations, reports (every report by day; by default the last 30 days) or audit-log (entries in sequence order; from and to apply to their time)"),
         ("format" = Option<Format>, Query, description = "csv (default), json, ndjson or xlsx"),
-        ("from" = Option<String>, Query, description = "RFC 3339; records created at or after"),
-        ("to" = Option<String>, Query, description = "RFC 3339; records created before"),
+        ("from" = Option<String>, Query, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "RFC 3339 (years 1970 to 9999); records created at or after"),
+        ("to" = Option<String>, Query, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "RFC 3339 (years 1970 to 9999); records created before"),
     ),
     responses(
         (status = 200, description = "The export; `Content-Disposition` names the file", content(

@@ -133,7 +133,7 @@ pub async fn create_lead(
 /// Reads one lead.
 #[utoipa::path(
     get, path = "/api/v1/leads/{id}", tag = "leads",
-    params(("id" = String, Path, description = "Lead id (UUIDv7)")),
+    params(("id" = uuid::Uuid, Path, description = "Lead id (UUIDv7)")),
     responses(
         (status = 200, description = "The lead", body = Lead),
         (status = 404, description = "No such lead for your tenant", body = Problem, content_type = "application/problem+json"),
@@ -151,7 +151,7 @@ pub async fn get_lead(
 /// Changes a lead with a JSON Merge Patch (RFC 7396): `null` clears a field.
 #[utoipa::path(
     patch, path = "/api/v1/leads/{id}", tag = "leads",
-    params(("id" = String, Path, description = "Lead id (UUIDv7)")),
+    params(("id" = uuid::Uuid, Path, description = "Lead id (UUIDv7)")),
     request_body(content = LeadInput, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "The changed lead", body = Lead),
@@ -172,7 +172,7 @@ pub async fn patch_lead(
 /// Deletes a lead.
 #[utoipa::path(
     delete, path = "/api/v1/leads/{id}", tag = "leads",
-    params(("id" = String, Path, description = "Lead id (UUIDv7)")),
+    params(("id" = uuid::Uuid, Path, description = "Lead id (UUIDv7)")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such lead for your tenant", body = Problem, content_type = "application/problem+json"),

@@ -3,6 +3,7 @@
 pub mod archives;
 pub mod audit;
 pub mod common;
+pub mod document;
 pub mod export_jobs;
 pub mod exports;
 pub mod files;
@@ -16,11 +17,11 @@ pub mod subjects;
 pub mod switching;
 pub mod visitors;
 
-use std::sync::Arc;
-
-use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::openapi::security::{ClientCredentials, Flow, OAuth2, Scopes as OAuthScopes, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -40,7 +41,8 @@ use crate::state::AppState;
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     // `/api/v1/exports/{dataset}` (a stream) and `/api/v1/exports/{id}` (a job) share one path
-    // segment, so one handler (`export_jobs::get_export`) serves both; both are documented here.
+    // segment, so one handler (`export_jobs::get_export`) serves both; both are documented here,
+    // the stream as one concrete path per dataset (see `document`).
     paths(openapi_json, exports::stream_export, export_jobs::get_export_job),
     components(schemas(steward_export::Format)),
     modifiers(&OAuthScheme),
@@ -78,8 +80,8 @@ impl Modify for OAuthScheme {
 
 /// The OpenAPI 3.1 description of this API (served by [`router`]; this item only documents it).
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")), security(()))]
-async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::openapi::OpenApi> {
-    Json(document.as_ref().clone())
+async fn openapi_json(document: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], document).into_response()
 }
 
 /// Every route with its documentation, and the document itself.
@@ -135,11 +137,14 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::collect::tracker_script))
         .routes(routes!(crate::collect::collect))
         .split_for_parts();
-    let document = Arc::new(openapi);
+    // Rendered once, indented so that a change to it reads well in review (see the golden test).
+    let mut rendered = serde_json::to_vec_pretty(&document::finish(&openapi)).unwrap_or_default();
+    rendered.push(b'\n');
+    let rendered = Bytes::from(rendered);
     router
         .route("/api/v1/exports/{name}", get(export_jobs::get_export))
         .merge(crate::collect::router())
-        .route("/openapi.json", get(move || openapi_json(document.clone())))
+        .route("/openapi.json", get(move || openapi_json(rendered.clone())))
         .merge(
             crate::console::router()
                 .layer(axum::middleware::from_fn_with_state(state.clone(), crate::console::remember_peer)),

@@ -84,7 +84,7 @@ pub async fn create_organization(
 /// Reads one organization.
 #[utoipa::path(
     get, path = "/api/v1/organizations/{id}", tag = "organizations",
-    params(("id" = String, Path, description = "Organization id (UUIDv7)")),
+    params(("id" = uuid::Uuid, Path, description = "Organization id (UUIDv7)")),
     responses(
         (status = 200, description = "The organization", body = Organization),
         (status = 404, description = "No such organization for your tenant", body = Problem, content_type = "application/problem+json"),
@@ -102,7 +102,7 @@ pub async fn get_organization(
 /// Changes a organization with a JSON Merge Patch (RFC 7396): `null` clears a field.
 #[utoipa::path(
     patch, path = "/api/v1/organizations/{id}", tag = "organizations",
-    params(("id" = String, Path, description = "Organization id (UUIDv7)")),
+    params(("id" = uuid::Uuid, Path, description = "Organization id (UUIDv7)")),
     request_body(content = OrganizationInput, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "The changed organization", body = Organization),
@@ -123,7 +123,7 @@ pub async fn patch_organization(
 /// Deletes a organization.
 #[utoipa::path(
     delete, path = "/api/v1/organizations/{id}", tag = "organizations",
-    params(("id" = String, Path, description = "Organization id (UUIDv7)")),
+    params(("id" = uuid::Uuid, Path, description = "Organization id (UUIDv7)")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such organization for your tenant", body = Problem, content_type = "application/problem+json"),

@@ -126,9 +126,9 @@ fn parameters(uri: &Uri, state: &AppState) -> Result<(Timestamp, Timestamp, Gran
 #[utoipa::path(
     get, path = "/api/v1/reports/{report}", tag = "reports",
     params(
-        ("report" = String, Path, description = "traffic, conversions, lead_sources, top_pages or organizations"),
-        ("from" = Option<String>, Query, description = "RFC 3339 date or date-time; inclusive. Default: 30 days before `to`"),
-        ("to" = Option<String>, Query, description = "RFC 3339 date or date-time; exclusive. Default: the end of today (UTC)"),
+        ("report" = ReportName, Path, description = "traffic, conversions, lead_sources, top_pages or organizations"),
+        ("from" = Option<String>, Query, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "RFC 3339 date-time or date (2026-11-01, meaning its midnight UTC), years 1970 to 9999; inclusive. Default: 30 days before `to`"),
+        ("to" = Option<String>, Query, format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "RFC 3339 date-time or date, years 1970 to 9999; exclusive, later than `from`, at most 366 days (`reports.max_days`) after it. Default: the end of today (UTC)"),
         ("granularity" = Option<Granularity>, Query, description = "day (default), week or month"),
     ),
     responses(

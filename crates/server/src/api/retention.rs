@@ -115,8 +115,10 @@ fn parse_changes(body: serde_json::Value) -> Result<Vec<(RetentionDataset, Chang
         let change = match &value {
             serde_json::Value::Null => Some(Change::Days(None)),
             serde_json::Value::String(text) if text == "default" => Some(Change::Default),
+            // JSON Schema's integer: 365 or 365.0.
             serde_json::Value::Number(number) => number
                 .as_u64()
+                .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= 3650.0).map(|f| f as u64))
                 .filter(|days| (1..=u64::from(MAX_RETENTION_DAYS)).contains(days))
                 .and_then(|days| u32::try_from(days).ok())
                 .map(|days| Change::Days(Some(days))),
@@ -251,8 +253,8 @@ pub async fn sweep_now(State(state): State<AppState>, caller: Caller) -> Result<
 #[utoipa::path(
     get, path = "/api/v1/legal-holds", tag = "retention",
     params(
-        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$", description = "next_cursor of the previous page"),
     ),
     responses(
         (status = 200, description = "A page of legal holds", body = Page<LegalHold>),
@@ -356,7 +358,7 @@ pub(crate) async fn release_hold(state: &AppState, ctx: &TenantCtx, acting: &Act
 /// Releases a legal hold: its records are subject to retention again from the next sweep.
 #[utoipa::path(
     delete, path = "/api/v1/legal-holds/{id}", tag = "retention",
-    params(("id" = String, Path, description = "Legal hold id")),
+    params(("id" = uuid::Uuid, Path, description = "Legal hold id")),
     responses(
         (status = 204, description = "Released"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),

@@ -110,12 +110,14 @@ fn identifier_names(subject: &steward_domain::subject::Subject) -> Vec<&'static 
 #[serde(deny_unknown_fields)]
 pub struct RequestInput {
     /// access, rectification, erasure, restriction or objection.
+    #[schema(value_type = RequestKind, required)]
     pub kind: Option<String>,
     /// Who the request is about: at least one identifier.
     pub subject: Option<SubjectInput>,
     /// The corrected fields of a rectification.
     pub changes: Option<RectificationInput>,
     /// When the person's request arrived (RFC 3339); now when absent. The deadline runs from it.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub received_at: Option<String>,
     /// A reference (a ticket number); not for personal data.
     pub note: Option<String>,
@@ -219,10 +221,10 @@ pub async fn create_request(
 #[utoipa::path(
     get, path = "/api/v1/data-subject-requests", tag = "data-subjects",
     params(
-        ("status" = Option<String>, Query, description = "pending, completed or rejected"),
-        ("kind" = Option<String>, Query, description = "access, rectification, erasure, restriction or objection"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<RequestStatus>, Query, description = "pending, completed or rejected"),
+        ("kind" = Option<RequestKind>, Query, description = "access, rectification, erasure, restriction or objection"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "A page of requests", body = Page<SubjectRequest>),
@@ -272,7 +274,7 @@ fn decode_id(id: &str) -> Result<uuid::Uuid, ApiError> {
 /// One request: its deadline, history and report.
 #[utoipa::path(
     get, path = "/api/v1/data-subject-requests/{id}", tag = "data-subjects",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     responses(
         (status = 200, description = "The request", body = SubjectRequest),
         (status = 404, description = "No such request for this tenant", body = Problem, content_type = "application/problem+json"),
@@ -300,7 +302,7 @@ fn pending(request: &SubjectRequest) -> Result<(), ApiError> {
 /// service provider).
 #[utoipa::path(
     post, path = "/api/v1/data-subject-requests/{id}/execute", tag = "data-subjects",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     responses(
         (status = 200, description = "Completed, with its report", body = SubjectRequest),
         (status = 409, description = "Not pending", body = Problem, content_type = "application/problem+json"),
@@ -324,15 +326,19 @@ pub async fn execute_request(
 #[serde(deny_unknown_fields)]
 pub struct ExtendInput {
     /// 1 or 2.
+    #[schema(value_type = u8, required, minimum = 1, maximum = 2)]
+    #[serde(default, deserialize_with = "super::common::whole_number")]
     pub months: Option<u8>,
-    /// Why more time is needed; told to the person (Art. 12(3)).
+    /// Why more time is needed; told to the person (Art. 12(3)). One line of at most 2,000
+    /// characters.
+    #[schema(value_type = String, required, max_length = 2000, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: Option<String>,
 }
 
 /// Extends a pending request's deadline once, by one or two months, within its first month.
 #[utoipa::path(
     post, path = "/api/v1/data-subject-requests/{id}/extend", tag = "data-subjects",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     request_body = ExtendInput,
     responses(
         (status = 200, description = "The new deadline", body = SubjectRequest),
@@ -400,14 +406,16 @@ async fn save(state: &AppState, ctx: &TenantCtx, request: &SubjectRequest, entry
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectInput {
-    /// Why (e.g. manifestly unfounded or excessive, Art. 12(5); identity not confirmed).
+    /// Why (e.g. manifestly unfounded or excessive, Art. 12(5); identity not confirmed). One
+    /// line of at most 2,000 characters.
+    #[schema(value_type = String, required, max_length = 2000, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: Option<String>,
 }
 
 /// Rejects a pending request with the reason the person is told.
 #[utoipa::path(
     post, path = "/api/v1/data-subject-requests/{id}/reject", tag = "data-subjects",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     request_body = RejectInput,
     responses(
         (status = 200, description = "Rejected", body = SubjectRequest),
@@ -453,7 +461,7 @@ pub(crate) async fn reject(
 /// datasets' JSON Schemas, a summary to read, and SHA-256 sums of every file.
 #[utoipa::path(
     get, path = "/api/v1/data-subject-requests/{id}/archive", tag = "data-subjects",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     responses(
         (status = 200, description = "The ZIP archive", content_type = "application/zip"),
         (status = 404, description = "No such request, or not an access request", body = Problem, content_type = "application/problem+json"),

@@ -77,11 +77,13 @@ fn draft(
 #[serde(deny_unknown_fields)]
 pub struct SwitchingInput {
     /// `switch_provider`, `on_premises` or `erase` (Art. 25(3)).
+    #[schema(value_type = SwitchingAction, required)]
     pub action: Option<String>,
     /// The destination provider: required for `switch_provider`, refused otherwise.
     pub destination: Option<DestinationInput>,
     /// When the transitional period starts (RFC 3339): from now to two calendar months ahead (the
     /// notice period); now when absent.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub transitional_starts_at: Option<String>,
 }
 
@@ -201,9 +203,9 @@ pub async fn start(
 #[utoipa::path(
     get, path = "/api/v1/switching-requests", tag = "switching",
     params(
-        ("status" = Option<String>, Query, description = "notice, transitional, retrieval, erased or cancelled"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<SwitchingStatus>, Query, description = "notice, transitional, retrieval, erased or cancelled"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "A page of requests", body = Page<SwitchingView>),
@@ -255,7 +257,7 @@ async fn save(
 /// One request: every date, its status, timeline and archive.
 #[utoipa::path(
     get, path = "/api/v1/switching-requests/{id}", tag = "switching",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     responses(
         (status = 200, description = "The request", body = SwitchingView),
         (status = 404, description = "No such request for this tenant", body = Problem, content_type = "application/problem+json"),
@@ -274,8 +276,11 @@ pub async fn get_switching_request(
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SwitchingExtendInput)]
 pub struct ExtendInput {
     /// Days added to the transitional period, 1 to 366. No reason is needed (Art. 25(5)).
+    #[schema(value_type = u32, required, minimum = 1, maximum = 366)]
+    #[serde(default, deserialize_with = "super::common::whole_number")]
     pub days: Option<u32>,
 }
 
@@ -288,7 +293,7 @@ fn refused(error: SwitchingError) -> ApiError {
 /// refused (409).
 #[utoipa::path(
     post, path = "/api/v1/switching-requests/{id}/extend", tag = "switching",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     request_body = ExtendInput,
     responses(
         (status = 200, description = "The new dates", body = SwitchingView),
@@ -342,7 +347,7 @@ pub async fn extend(
 /// Withdraws a request while it is in its notice period; nothing has been built or erased yet.
 #[utoipa::path(
     post, path = "/api/v1/switching-requests/{id}/cancel", tag = "switching",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     responses(
         (status = 200, description = "Cancelled", body = SwitchingView),
         (status = 409, description = "Past its notice period", body = Problem, content_type = "application/problem+json"),
@@ -374,7 +379,7 @@ pub async fn cancel(state: &AppState, ctx: &TenantCtx, acting: &Acting, id: &str
 /// the file is removed. `ETag` is its SHA-256; `Range` resumes a broken download.
 #[utoipa::path(
     get, path = "/api/v1/switching-requests/{id}/archive", tag = "switching",
-    params(("id" = String, Path, description = "The request's id")),
+    params(("id" = uuid::Uuid, Path, description = "The request's id")),
     responses(
         (status = 200, description = "The ZIP archive", content_type = "application/zip"),
         (status = 206, description = "The requested range", content_type = "application/zip"),
@@ -446,7 +451,7 @@ pub async fn archive_response(
 /// tenant's credentials are erased with it. Verify with the key `/data-register` publishes.
 #[utoipa::path(
     get, path = "/switching-attestations/{tenant_id}", tag = "switching",
-    params(("tenant_id" = String, Path, description = "The erased tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The erased tenant's id")),
     responses(
         (status = 200, description = "The attestation", body = crate::switching::Attestation),
         (status = 404, description = "No erasure attested for this tenant", body = Problem, content_type = "application/problem+json"),

@@ -159,7 +159,7 @@ pub async fn list_visitor_profiles(
 /// Reads one visitor profile.
 #[utoipa::path(
     get, path = "/api/v1/visitor-profiles/{id}", tag = "visitors",
-    params(("id" = String, Path, description = "Visitor profile id (UUIDv7)")),
+    params(("id" = uuid::Uuid, Path, description = "Visitor profile id (UUIDv7)")),
     responses(
         (status = 200, description = "The profile", body = VisitorProfile),
         (status = 404, description = "No such profile for your tenant", body = Problem, content_type = "application/problem+json"),

@@ -23,6 +23,7 @@ mod properties;
 mod ratelimit;
 mod reports;
 mod retention;
+mod schemathesis;
 mod subjects;
 mod subjects_every_copy;
 mod switching;
