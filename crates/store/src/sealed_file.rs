@@ -306,7 +306,7 @@ mod tests {
                 assert_eq!(summary.sha256, crate::audit::hex(&Sha256::digest(&data)));
                 let chunks = length.div_ceil(CHUNK).max(1);
                 assert_eq!(sealed.len(), HEADER + length + chunks * TAG, "length {length}");
-                let reader = SealedReader::open(&*keys, b"exports/t/1.csv", Cursor::new(&sealed)).unwrap();
+                let reader = SealedReader::open(&keys, b"exports/t/1.csv", Cursor::new(&sealed)).unwrap();
                 assert_eq!(reader.len(), length as u64);
                 assert_eq!(open_all(&keys, b"exports/t/1.csv", &sealed).unwrap(), data, "length {length}");
             }
@@ -343,7 +343,7 @@ mod tests {
         let (sealed, _) = seal(&keys, b"f", &data, CHUNK);
         let boundary = HEADER + 2 * (CHUNK + TAG);
         for cut in [boundary, boundary - 1, boundary + 1, HEADER + TAG, HEADER, 10, 0, sealed.len() - 1] {
-            let error = SealedReader::open(&*keys, b"f", Cursor::new(&sealed[..cut])).unwrap_err();
+            let error = SealedReader::open(&keys, b"f", Cursor::new(&sealed[..cut])).unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidData, "cut at {cut}");
         }
         // Appending a chunk of another file sealed under the same name does not pass either.
@@ -378,12 +378,12 @@ mod tests {
         let (_dir, vault, tenant) = keys();
         let keys = vault.keys(tenant).unwrap();
         let (sealed, _) = seal(&keys, b"exports/t/1.csv", b"data", 10);
-        assert!(SealedReader::open(&*keys, b"exports/t/2.csv", Cursor::new(&sealed)).is_err());
+        assert!(SealedReader::open(&keys, b"exports/t/2.csv", Cursor::new(&sealed)).is_err());
         let other = vault.keys(TenantId::new()).unwrap();
-        assert!(SealedReader::open(&*other, b"exports/t/1.csv", Cursor::new(&sealed)).is_err());
+        assert!(SealedReader::open(&other, b"exports/t/1.csv", Cursor::new(&sealed)).is_err());
         assert!(
             SealedReader::open(
-                &*keys,
+                &keys,
                 b"exports/t/1.csv",
                 Cursor::new(b"plain text, not sealed at all, long enough to pass as one".as_slice())
             )
@@ -411,7 +411,7 @@ mod tests {
         let length = 3 * CHUNK + 123;
         let data = plaintext(length);
         let (sealed, _) = seal(&keys, b"f", &data, 5000);
-        let mut reader = SealedReader::open(&*keys, b"f", Cursor::new(&sealed)).unwrap();
+        let mut reader = SealedReader::open(&keys, b"f", Cursor::new(&sealed)).unwrap();
         let offsets = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 3 * CHUNK, length - 1, length];
         for &start in offsets.iter().rev() {
             for count in [0, 1, 2, 100, CHUNK, 2 * CHUNK + 7] {
