@@ -1,12 +1,16 @@
 //! ZIP archives of several files (an access request's records, a tenant's switching archive),
 //! each member streamed in, deflated, with a manifest of SHA-256 sums written last so a
 //! receiver can check every member.
+//!
+//! The ZIP is written front to back without seeking (each member's sizes and CRC follow it in a
+//! data descriptor, as ZIP allows), so it can go through a writer that cannot rewrite what it
+//! wrote: the encrypted files of the file store.
 
-use std::io::{Seek, Write};
+use std::io::Write;
 
 use sha2::{Digest, Sha256};
 use zip::CompressionMethod;
-use zip::write::{SimpleFileOptions, ZipWriter};
+use zip::write::{SimpleFileOptions, StreamWriter, ZipWriter};
 
 use crate::ExportError;
 
@@ -21,15 +25,15 @@ impl From<zip::result::ZipError> for ExportError {
 
 /// A ZIP being written: members one after another, then [`Archive::finish`].
 #[allow(missing_debug_implementations)]
-pub struct Archive<W: Write + Seek + Send> {
-    zip: ZipWriter<W>,
+pub struct Archive<W: Write + Send> {
+    zip: ZipWriter<StreamWriter<W>>,
     /// `(name, bytes, sha256 hex)` of every member so far.
     members: Vec<(String, u64, String)>,
 }
 
-impl<W: Write + Seek + Send> Archive<W> {
+impl<W: Write + Send> Archive<W> {
     pub fn new(out: W) -> Self {
-        Self { zip: ZipWriter::new(out), members: Vec::new() }
+        Self { zip: ZipWriter::new_stream(out), members: Vec::new() }
     }
 
     /// Adds a member whose content `write` produces.
@@ -63,7 +67,7 @@ impl<W: Write + Seek + Send> Archive<W> {
     pub fn finish(mut self) -> Result<W, ExportError> {
         let manifest: String = self.members.iter().map(|(name, _, sha256)| format!("{sha256}  {name}\n")).collect();
         self.add("MANIFEST.sha256", manifest.as_bytes())?;
-        Ok(self.zip.finish()?)
+        Ok(self.zip.finish()?.into_inner())
     }
 }
 
@@ -96,10 +100,10 @@ mod tests {
 
     #[test]
     fn members_and_a_manifest_of_their_sums_come_back_out() {
-        let mut archive = Archive::new(std::io::Cursor::new(Vec::new()));
+        let mut archive = Archive::new(Vec::new());
         archive.add("a.json", b"[1,2]").unwrap();
         archive.member("b.csv", |out| Ok(out.write_all(b"x\r\n1\r\n")?)).unwrap();
-        let bytes = archive.finish().unwrap().into_inner();
+        let bytes = archive.finish().unwrap();
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(zip.len(), 3);
         let mut manifest = String::new();

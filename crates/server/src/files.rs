@@ -1,10 +1,22 @@
-//! Where export files (and later switching archives) are kept: behind [`FileStore`], a local
-//! folder by default. A file is written under a temporary name and appears under its key only
-//! when [`FileStore::commit`] has synced and renamed it, so a reader never sees half a file.
+//! Where export files, access archives and switching archives are kept: behind [`FileStore`], a
+//! local folder by default. A file is written under a temporary name and appears under its key
+//! only when [`FileStore::commit`] has synced and renamed it, so a reader never sees half a file.
+//!
+//! Files that hold personal data are encrypted at rest with the tenant's key, like its records:
+//! written through [`create_sealed`](FileStore::create_sealed) and read through
+//! [`open_sealed`](FileStore::open_sealed), in the chunked format of
+//! [`steward_store::sealed_file`] (AES-256-GCM in 64 KiB chunks, the STREAM construction, a key
+//! of the file's own derived from the tenant's data key and the file's name). Readers see the
+//! plaintext, its length and its SHA-256, and read it from any offset, so downloads keep their
+//! `ETag` and `Range`. Only what must outlive the tenant's key (the signed erasure attestation,
+//! which holds no personal data) is stored as is.
 
 use std::fs;
 use std::io;
 use std::path::PathBuf;
+
+use steward_store::TenantKeys;
+use steward_store::sealed_file::{SealedReader, SealedWriter};
 
 pub trait FileStore: Send + Sync + std::fmt::Debug {
     /// A new, empty file for `key` (open for reading and writing), replacing any unfinished one
@@ -18,6 +30,23 @@ pub trait FileStore: Send + Sync + std::fmt::Debug {
     /// Removes every file of a tenant: whatever lies under `<area>/<tenant>/` for every area
     /// (`exports`, `subject-requests`, `archives`, and any added later), finished or not.
     fn remove_tenant(&self, tenant: &str) -> io::Result<RemovedFiles>;
+}
+
+impl dyn FileStore {
+    /// A new file for `key` encrypted with the tenant's `keys`; finish the writer
+    /// ([`SealedWriter::finish`]) before [`FileStore::commit`], or the file does not open.
+    pub fn create_sealed(&self, keys: &TenantKeys, key: &str) -> io::Result<SealedWriter<fs::File>> {
+        SealedWriter::new(keys, key.as_bytes(), self.create(key)?)
+    }
+
+    /// The plaintext of a finished file [`create_sealed`](FileStore::create_sealed) wrote, if
+    /// there is one; an error if it was changed, cut, or the tenant's key no longer opens it.
+    pub fn open_sealed(&self, keys: &TenantKeys, key: &str) -> io::Result<Option<SealedReader<fs::File>>> {
+        match self.open(key)? {
+            Some((file, _)) => SealedReader::open(keys, key.as_bytes(), file).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 /// What [`FileStore::remove_tenant`] removed.

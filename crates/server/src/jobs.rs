@@ -6,16 +6,14 @@
 //! the next [`run_once`] anywhere claims the job again and starts the file over, so a half file
 //! is never served as complete.
 
-use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use steward_domain::{Granularity, Journey, Lead, Organization, Timestamp, VisitorProfile};
 use steward_export::{DatasetName, Format};
-use steward_store::{AuditEntry, JobRecord, JobStatus, ListQuery, Target, TenantCtx};
+use steward_store::{AuditEntry, JobRecord, JobStatus, ListQuery, StoreExt, Target, TenantCtx};
 
 use crate::api::exports::{Exportable, run};
 use crate::api::reports;
@@ -169,8 +167,7 @@ async fn execute<R: Exportable>(
 
     let key = format!("exports/{}/{}.{}", ctx.tenant_id(), job.id, export.format);
     let files = state.files.clone();
-    let file = files.create(&key)?;
-    let sink = Hashing::new(BufWriter::with_capacity(256 * 1024, file));
+    let sink = files.create_sealed(&*state.store.keys(ctx)?, &key)?;
     let rows = Arc::new(AtomicU64::new(0));
     let writing = run::<R, _>(state.store.clone(), *ctx, window, export.format, sink, rows.clone());
     tokio::pin!(writing);
@@ -183,8 +180,9 @@ async fn execute<R: Exportable>(
             }
         }
     };
-    let (bytes, sha256) = sink.finish()?;
+    let (_, written) = sink.finish()?;
     files.commit(&key)?;
+    let (bytes, sha256) = (written.bytes, written.sha256);
     let now = state.clock.now();
     export.rows_written = rows.load(Ordering::Relaxed);
     export.bytes = Some(bytes);
@@ -216,15 +214,13 @@ async fn execute_reports(
     save(state, job, export, owner).await?;
 
     let key = format!("exports/{}/{}.{}", ctx.tenant_id(), job.id, export.format);
-    let file = state.files.create(&key)?;
+    let sink = state.files.create_sealed(&*state.store.keys(ctx)?, &key)?;
     let format = export.format;
     let count = rows.len() as u64;
-    let sink = tokio::task::spawn_blocking(move || {
-        reports::write_rows(format, Hashing::new(BufWriter::with_capacity(256 * 1024, file)), &rows)
-    })
-    .await??;
-    let (bytes, sha256) = sink.finish()?;
+    let sink = tokio::task::spawn_blocking(move || reports::write_rows(format, sink, &rows)).await??;
+    let (_, written) = sink.finish()?;
     state.files.commit(&key)?;
+    let (bytes, sha256) = (written.bytes, written.sha256);
     export.rows_written = count;
     export.bytes = Some(bytes);
     export.sha256 = Some(sha256);
@@ -242,37 +238,5 @@ async fn save(state: &AppState, job: &mut JobRecord, export: &ExportJob, owner: 
         Ok(())
     } else {
         anyhow::bail!("the lease on export job {} was lost", job.id)
-    }
-}
-
-/// Counts and hashes what passes through to the file.
-struct Hashing<W: Write> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Self { inner, hasher: Sha256::new(), bytes: 0 }
-    }
-
-    fn finish(mut self) -> std::io::Result<(u64, String)> {
-        self.inner.flush()?;
-        let digest = self.hasher.finalize();
-        Ok((self.bytes, digest.iter().map(|b| format!("{b:02x}")).collect()))
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(bytes)?;
-        self.hasher.update(&bytes[..written]);
-        self.bytes += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }

@@ -993,23 +993,13 @@ async fn access(
     let files = state.files.clone();
     let tenant = store.get_tenant(ctx.tenant_id()).await?.map(|t| t.name).unwrap_or_default();
     let summary = summary(&tenant, request, &person, now);
+    let keys = store.keys(ctx)?;
     let written = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, String)> {
-        let file = files.create(&key)?;
-        let archive = write_archive(std::io::BufWriter::new(file), &person, &summary)?;
-        let file = archive.into_inner().map_err(|e| anyhow::anyhow!("flushing the archive: {e}"))?;
-        file.sync_all()?;
+        // Encrypted with the tenant's key; the ZIP is written front to back (no seeking).
+        let file = zip::write::StreamWriter::new(files.create_sealed(&keys, &key)?);
+        let (_, plain) = write_archive(file, &person, &summary)?.into_inner().finish()?;
         files.commit(&key)?;
-        let (mut file, bytes) = files.open(&key)?.ok_or_else(|| anyhow::anyhow!("the archive vanished"))?;
-        let mut hash = <sha2::Sha256 as sha2::Digest>::new();
-        let mut buffer = vec![0_u8; 64 * 1024];
-        loop {
-            let read = std::io::Read::read(&mut file, &mut buffer)?;
-            if read == 0 {
-                break;
-            }
-            sha2::Digest::update(&mut hash, &buffer[..read]);
-        }
-        Ok((bytes, steward_store::audit::hex(&sha2::Digest::finalize(hash))))
+        Ok((plain.bytes, plain.sha256))
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?

@@ -10,16 +10,15 @@
 //! with the same function.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Seek};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use steward_domain::subject::LegalHold;
 use steward_domain::{Granularity, Journey, Lead, Organization, Timestamp, VisitorProfile};
 use steward_export::archive::Archive;
 use steward_export::{DatasetName, Format, Writer};
+use steward_store::sealed_file::SealedWriter;
 use steward_store::{AuditEntry, JobRecord, JobStatus, ListQuery, StoreExt, Target, TenantCtx};
 use tokio::sync::mpsc;
 
@@ -121,7 +120,7 @@ pub fn dataset_path(dataset: DatasetName, format: Format) -> String {
     format!("datasets/{dataset}.{format}")
 }
 
-type Zip = Archive<BufWriter<std::fs::File>>;
+type Zip = Archive<SealedWriter<std::fs::File>>;
 
 /// Writes the whole archive of the tenant under `key` in the file store and commits it.
 pub async fn build(state: &AppState, ctx: &TenantCtx, key: &str) -> anyhow::Result<ArchiveSummary> {
@@ -135,8 +134,7 @@ async fn build_archive(state: &AppState, ctx: &TenantCtx, key: &str) -> anyhow::
         .get_tenant(ctx.tenant_id())
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {} does not exist", ctx.tenant_id()))?;
-    let file = state.files.create(key)?;
-    let mut zip: Zip = Archive::new(BufWriter::with_capacity(256 * 1024, file));
+    let mut zip: Zip = Archive::new(state.files.create_sealed(&*state.store.keys(ctx)?, key)?);
     let mut files = Vec::new();
 
     for format in DATASET_FORMATS {
@@ -219,10 +217,8 @@ async fn build_archive(state: &AppState, ctx: &TenantCtx, key: &str) -> anyhow::
             files: files.clone(),
         };
         zip.add("manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
-        let out = zip.finish()?;
-        let file = out.into_inner().map_err(|e| anyhow::anyhow!("flushing the archive: {}", e.error()))?;
-        let (bytes, sha256) = hash_file(file)?;
-        Ok(ArchiveSummary { bytes, sha256, files })
+        let (_, written) = zip.finish()?.finish()?;
+        Ok(ArchiveSummary { bytes: written.bytes, sha256: written.sha256, files })
     })
     .await??;
     state.files.commit(key)?;
@@ -328,24 +324,6 @@ async fn report_files(
 
 fn start_of_day(at: Timestamp) -> Timestamp {
     Timestamp::from_datetime(at.as_datetime().replace_time(time::Time::MIDNIGHT))
-}
-
-/// Size and SHA-256 of the written archive, read back from its start: the ZIP writer seeks back
-/// into what it wrote, so the bytes cannot be hashed on their way out.
-fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, String)> {
-    file.seek(std::io::SeekFrom::Start(0))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 256 * 1024];
-    let mut bytes = 0;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        bytes += read as u64;
-        hasher.update(&buffer[..read]);
-    }
-    Ok((bytes, steward_store::records::to_hex(&hasher.finalize())))
 }
 
 fn readme(tenant: &str) -> String {

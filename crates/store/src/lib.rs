@@ -11,6 +11,7 @@ pub mod contract;
 pub mod doc;
 pub mod jobs;
 pub mod records;
+pub mod sealed_file;
 pub mod sql;
 pub mod users;
 pub mod vault;

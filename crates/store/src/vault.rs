@@ -106,6 +106,8 @@ pub struct TenantKeys {
     body: Aes256Gcm,
     lookup: [u8; 32],
     audit: [u8; 32],
+    /// The root of every file's own key ([`TenantKeys::file_cipher`]).
+    files: [u8; 32],
 }
 
 impl fmt::Debug for TenantKeys {
@@ -119,12 +121,14 @@ impl TenantKeys {
         let hkdf = hkdf::Hkdf::<Sha256>::new(Some(b"steward-data-key-v1"), data_key);
         let mut body = [0u8; 32];
         let mut lookup = [0u8; 32];
+        let mut files = [0u8; 32];
         // Expanding 32 bytes from SHA-256 cannot fail.
         let _ = hkdf.expand(b"record-body", &mut body);
         let _ = hkdf.expand(b"lookup-key", &mut lookup);
         let mut audit = [0u8; 32];
         let _ = hkdf.expand(b"audit-chain", &mut audit);
-        Self { body: Aes256Gcm::new(&Key::<Aes256Gcm>::from(body)), lookup, audit }
+        let _ = hkdf.expand(b"file-key", &mut files);
+        Self { body: Aes256Gcm::new(&Key::<Aes256Gcm>::from(body)), lookup, audit, files }
     }
 
     /// The HMAC that chains the tenant's audit log: only a holder of the data key (kept outside
@@ -132,6 +136,16 @@ impl TenantKeys {
     /// rewrite the log unnoticed.
     pub fn audit_mac(&self) -> Hmac<Sha256> {
         <Hmac<Sha256> as KeyInit>::new_from_slice(&self.audit).expect("HMAC takes any key length")
+    }
+
+    /// The cipher of one file: its own key, derived from the tenant's data key, the file's random
+    /// `salt` and its `context` (the file's name), so no two files share a key and a file cannot
+    /// pass for another. [`crate::sealed_file`] is the format that uses it.
+    pub(crate) fn file_cipher(&self, salt: &[u8], context: &[u8]) -> Aes256Gcm {
+        let hkdf = hkdf::Hkdf::<Sha256>::new(Some(salt), &self.files);
+        let mut key = [0u8; 32];
+        let _ = hkdf.expand_multi_info(&[b"steward-file-v1\0", context], &mut key);
+        Aes256Gcm::new(&Key::<Aes256Gcm>::from(key))
     }
 
     /// `0x01 ‖ nonce ‖ ciphertext+tag`; `context` (table, tenant, id) is authenticated so a

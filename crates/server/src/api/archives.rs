@@ -152,6 +152,7 @@ pub async fn download_tenant_archive(
     let detail = serde_json::json!({ "job": job.id, "bytes": summary.bytes, "sha256": summary.sha256, "range": range });
     audit::record(&state, &caller.ctx, audit::by_client(&state, &caller, "archive.downloaded", target, detail)).await?;
     let file = StoredFile {
+        ctx: caller.ctx,
         key,
         sha256: &summary.sha256,
         media_type: "application/zip",

@@ -295,6 +295,7 @@ pub(crate) async fn serve_job_file(
     let key = export.file.clone().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("succeeded job without file")))?;
     let sha = export.sha256.clone().unwrap_or_default();
     let file = StoredFile {
+        ctx: TenantCtx::new(job.tenant_id),
         key: &key,
         sha256: &sha,
         media_type: export.format.media_type(),

@@ -1,13 +1,16 @@
 //! Serving a finished file from the file store: `ETag` (its SHA-256), `If-None-Match`, and one
 //! `Range` (RFC 9110 §14) so a broken download resumes where it stopped. Export files, access
 //! archives, tenant archives and the console's downloads all go through [`serve_file`].
+//!
+//! Files are encrypted at rest ([`crate::files`]); what is served, counted, hashed and sliced
+//! into ranges is always the plaintext, decrypted a chunk at a time as the body is sent.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use steward_store::{StoreExt, TenantCtx};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -15,8 +18,10 @@ use crate::state::AppState;
 /// A committed file in the file store and how to present it.
 #[derive(Debug)]
 pub struct StoredFile<'a> {
+    /// The tenant whose key opens the file.
+    pub ctx: TenantCtx,
     pub key: &'a str,
-    /// Lowercase hex SHA-256 of the whole file; the strong `ETag`.
+    /// Lowercase hex SHA-256 of the whole (plaintext) file; the strong `ETag`.
     pub sha256: &'a str,
     pub media_type: &'static str,
     /// The name offered in `Content-Disposition` (ASCII, no quotes).
@@ -29,11 +34,8 @@ pub struct StoredFile<'a> {
 /// names it, 416 (problem+json) for a range past its end, 410 when it is gone.
 pub async fn serve_file(state: &AppState, headers: &HeaderMap, stored: StoredFile<'_>) -> Result<Response, ApiError> {
     let etag = format!("\"{}\"", stored.sha256);
-    let (file, length) = state
-        .files
-        .open(stored.key)
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::Gone(stored.gone.clone()))?;
+    let file = open_sealed(state, &stored.ctx, stored.key).await?.ok_or_else(|| ApiError::Gone(stored.gone.clone()))?;
+    let length = file.len();
 
     let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     if header_text(header::IF_NONE_MATCH)
@@ -56,9 +58,7 @@ pub async fn serve_file(state: &AppState, headers: &HeaderMap, stored: StoredFil
     };
     let (start, end) = range.unwrap_or((0, length.saturating_sub(1)));
     let count = if length == 0 { 0 } else { end - start + 1 };
-    let mut file = tokio::fs::File::from_std(file);
-    file.seek(SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(e.into()))?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024));
+    let body = plaintext_body(file, start, count);
     let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let mut response = with_file_headers((status, body).into_response(), &etag, &stored);
     let headers = response.headers_mut();
@@ -69,6 +69,66 @@ pub async fn serve_file(state: &AppState, headers: &HeaderMap, stored: StoredFil
         headers.insert(header::CONTENT_RANGE, value);
     }
     Ok(response)
+}
+
+/// Opens a tenant's encrypted file off the async threads (it reads and checks the last chunk).
+pub(crate) async fn open_sealed(
+    state: &AppState,
+    ctx: &TenantCtx,
+    key: &str,
+) -> Result<Option<steward_store::sealed_file::SealedReader<std::fs::File>>, ApiError> {
+    let keys = state.store.keys(ctx).map_err(|e| ApiError::Internal(e.into()))?;
+    let (files, key) = (state.files.clone(), key.to_string());
+    tokio::task::spawn_blocking(move || files.open_sealed(&keys, &key))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("opening a stored file")))
+}
+
+/// `count` bytes of `reader` from `start` as a response body: each 64 KiB piece is read (and
+/// decrypted) on the blocking threads, and the next one only once the client took the last, so
+/// memory stays constant and a slow client holds no thread. A failure mid-way ends the body
+/// with an error, which cuts the connection: a client never takes a short body for the file.
+pub(crate) fn plaintext_body<R: Read + Seek + Send + 'static>(mut reader: R, start: u64, count: u64) -> Body {
+    const PIECE: u64 = 64 * 1024;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+    tokio::spawn(async move {
+        let mut left = count;
+        let mut position = Some(start);
+        while left > 0 {
+            let size = left.min(PIECE);
+            let seek = position.take();
+            let read = tokio::task::spawn_blocking(move || {
+                let piece = (|| {
+                    if let Some(start) = seek {
+                        reader.seek(SeekFrom::Start(start))?;
+                    }
+                    let mut piece = vec![0; usize::try_from(size).unwrap_or(usize::MAX)];
+                    reader.read_exact(&mut piece)?;
+                    Ok(Bytes::from(piece))
+                })();
+                (reader, piece)
+            })
+            .await;
+            let (back, piece) = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    let _ = sender.send(Err(std::io::Error::other(error))).await;
+                    return;
+                }
+            };
+            reader = back;
+            let failed = piece.is_err();
+            if let Err(error) = &piece {
+                tracing::error!(error = %error, "a stored file could not be read while it was being sent");
+            }
+            if sender.send(piece).await.is_err() || failed {
+                return;
+            }
+            left -= size;
+        }
+    });
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver))
 }
 
 fn with_file_headers(mut response: Response, etag: &str, stored: &StoredFile<'_>) -> Response {

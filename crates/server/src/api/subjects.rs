@@ -2,7 +2,6 @@
 //! person, and the requests the controller answers (see [`crate::subjects`]).
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -517,17 +516,16 @@ pub(crate) async fn archive_response(
             request.id, archive.expires_at
         )));
     }
-    let (file, length) = state
-        .files
-        .open(&archive.key)
-        .map_err(|e| ApiError::Internal(e.into()))?
+    let file = crate::api::files::open_sealed(state, ctx, &archive.key)
+        .await?
         .ok_or_else(|| ApiError::Gone(format!("the archive of request {} is no longer stored", request.id)))?;
+    let length = file.len();
     let now = state.clock.now();
     let target = Target { kind: "subject_request".into(), count: 1, ids: vec![request.id.into_uuid()] };
     let detail = serde_json::json!({ "request": request.id, "bytes": length, "sha256": archive.sha256 });
     crate::api::audit::record(state, ctx, acting.draft(now, "subject_request.archive_downloaded", target, detail))
         .await?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)));
+    let body = crate::api::files::plaintext_body(file, 0, length);
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));

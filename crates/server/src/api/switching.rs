@@ -436,6 +436,7 @@ pub async fn archive_response(
     let detail = serde_json::json!({ "bytes": archive.bytes, "sha256": archive.sha256, "complete": archive.complete });
     crate::api::audit::record(state, ctx, draft(acting, now, "switching.archive_downloaded", &request, detail)).await?;
     let stored = StoredFile {
+        ctx: *ctx,
         key: &key,
         sha256: &archive.sha256,
         media_type: "application/zip",

@@ -11,6 +11,7 @@ mod console_browser;
 mod console_pages;
 mod export_jobs;
 mod exports;
+mod files_at_rest;
 mod helpers;
 mod imports;
 mod isolation;
