@@ -604,7 +604,7 @@ async fn show_enrolment(State(state): State<AppState>, headers: HeaderMap) -> Re
         Some(sealed) => sealed,
         None => {
             let secret = security::new_totp_secret();
-            let sealed = stored::seal_totp_secret(&signed.ctx, &*keys, signed.user.id, &secret);
+            let sealed = stored::seal_totp_secret(&signed.ctx, &keys, signed.user.id, &secret);
             let users = state.store.users();
             users.start_totp_enrolment(&signed.ctx, signed.user.id, &sealed, false).await?;
             // Whichever of two parallel first visits wrote first is the proposal.
