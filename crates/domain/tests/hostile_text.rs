@@ -30,7 +30,7 @@ fn hostile() -> Vec<String> {
         "site_€€€€€€€€€€€€€€€€€€€€€€€€€€",
         "\0",
         "a\0b",
-        "FI\01234",
+        "FI\x001234",
         "\u{feff}€",
         "e\u{301}",
         "ǅ",
@@ -91,7 +91,7 @@ fn lead(input: Value) -> Result<(), Vec<String>> {
 
 #[test]
 fn a_vat_id_with_a_multibyte_first_character_is_a_field_error_not_a_panic() {
-    for vat in ["€1234", "😀1234", "F€1234", "€", "FI\01234"] {
+    for vat in ["€1234", "😀1234", "F€1234", "€", "FI\x001234"] {
         assert_eq!(organization(json!({"name": "x", "vat_id": vat})), Err(vec!["vat_id".to_string()]), "{vat:?}");
     }
     assert_eq!(organization(json!({"name": "x", "vat_id": "fi 0112 0389"})), Ok(()));
