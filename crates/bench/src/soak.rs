@@ -73,14 +73,12 @@ pub async fn run(soak: Soak) -> anyhow::Result<Value> {
         let (http, stop, counters) = (http.clone(), stop.clone(), counters.clone());
         let (url, site_key) = (format!("{}/collect", soak.url), soak.site_key.clone());
         tasks.push(tokio::spawn(async move {
-            let ids: Vec<String> = (0..50).map(|_| VisitorId::new().to_string()).collect();
-            let mut round = 0_i64;
+            // A new visitor for every batch: every event stays inside the accepted 24 hours
+            // however long the soak runs.
             while !stop.load(Ordering::Relaxed) {
-                for id in &ids {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let payload = crate::collect::body(&site_key, id, base, round, 20);
+                {
+                    let id = VisitorId::new().to_string();
+                    let payload = crate::collect::body(&site_key, &id, base, 0, 20);
                     match http.post(&url).header("content-type", "text/plain").body(payload).send().await {
                         Ok(response) if response.status() == 200 => {
                             let answer: Value = response.json().await.unwrap_or_default();
@@ -91,7 +89,6 @@ pub async fn run(soak: Soak) -> anyhow::Result<Value> {
                         Err(error) => counters.error(format!("collect: {}", error.without_url())),
                     }
                 }
-                round += 1;
             }
         }));
     }
