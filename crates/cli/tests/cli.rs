@@ -556,6 +556,21 @@ async fn retention_sweep_deletes_what_expired_in_every_tenant_prints_one_json_ob
     assert_eq!(again["tenants"].as_array().unwrap().len(), 1);
     assert_eq!(again["deleted"], 0);
 
+    // A server started afterwards, in another process, shows what the command's sweeps did: they
+    // are kept in the database, not in the memory of the process that ran them.
+    let client = env.json(&["client", "create", "--tenant", acme_id, "--scopes", "data-subjects", "--json"]);
+    let url = serve(&env).await;
+    let api_token = fresh_token(&url, &client).await;
+    let policies = get_json(&format!("{url}/api/v1/retention-policies"), Some(&api_token)).await;
+    let last = &policies["last_sweep"];
+    assert_eq!(last["tenant_id"], acme["id"], "{policies}");
+    assert_eq!(last["total"], 0, "the command's latest sweep of Acme deleted nothing: {policies}");
+    assert_eq!(last["failures"], serde_json::json!([]));
+    let ready = get_json(&format!("{url}/readyz"), None).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["retention"]["status"], "ok", "{ready}");
+    assert_eq!(ready["retention"]["last_run_at"], last["finished_at"], "{ready}");
+
     // A sweep that fails exits 1, still printing what it did.
     store.insert(&ctx, &data.events).await.unwrap();
     match &env.database {
@@ -581,6 +596,45 @@ async fn retention_sweep_deletes_what_expired_in_every_tenant_prints_one_json_ob
     let failed = failed["tenants"].as_array().unwrap().iter().find(|t| t["tenant_id"] == acme["id"]).unwrap().clone();
     assert!(failed["error"].as_str().unwrap().contains("injected failure"), "{failed}");
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
+
+    // The server, still running, did not sweep; it reports the command's failure all the same.
+    let ready = get_json(&format!("{url}/readyz"), None).await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let failures = ready["retention"]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{ready}");
+    assert_eq!(failures[0]["tenant_id"], acme["id"]);
+    assert_eq!(failures[0]["dataset"], "events");
+    assert!(failures[0]["error"].as_str().unwrap().contains("injected failure"), "{ready}");
+    let policies = get_json(&format!("{url}/api/v1/retention-policies"), Some(&api_token)).await;
+    assert_eq!(policies["last_sweep"]["failures"][0]["dataset"], "events", "{policies}");
+
+    // A good sweep by the command clears it there too.
+    match &env.database {
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query("DROP TRIGGER no_delete ON events").execute(&pool).await.unwrap();
+        }
+        None => {
+            let url = format!("sqlite://{}", env.dir.path().join("steward.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query("DROP TRIGGER no_delete").execute(&pool).await.unwrap();
+        }
+    }
+    let swept = env.json(&["retention", "sweep", "--tenant", acme_id, "--json"]);
+    assert_eq!(swept["deleted"], data.events.len(), "{swept}");
+    let ready = get_json(&format!("{url}/readyz"), None).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["retention"]["failures"], serde_json::json!([]), "{ready}");
+}
+
+async fn get_json(url: &str, token: Option<&str>) -> Value {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
 }
 
 fn time_days(days: i64) -> time::Duration {

@@ -1,20 +1,23 @@
 //! Retention sweeps (GDPR Art. 5(1)(e), storage limitation): deletes what a tenant's policy no
 //! longer keeps, spares what a legal hold keeps, writes the outcome to the audit log and keeps the
-//! last results where `/readyz` and the API show them.
+//! last result of each tenant in the database, where `/readyz` and the API of every process
+//! show it.
 //!
 //! Deletes go in bounded batches ([`steward_store::Store::delete_matching`]) so that a sweep of
 //! millions of rows never holds one huge transaction, lock or journal; each batch commits on its
 //! own, so a sweep that fails half-way has still removed what it reached, and the next sweep goes
 //! on from there.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use steward_domain::subject::{HoldScope, LegalHold, RetentionDataset};
 use steward_domain::{Lead, LeadId, TenantId, Timestamp, VisitorProfile};
-use steward_store::{Batch, DocKind, ListQuery, StoreError, StoreExt, StoreResult, Target, TenantCtx, Value};
+use steward_store::{
+    Batch, DocKind, ListQuery, StoreError, StoreExt, StoreResult, SweepRecord, Target, TenantCtx, Value,
+};
 
 use crate::api::audit;
 use crate::state::AppState;
@@ -25,7 +28,7 @@ const MAX_ERROR_CHARS: usize = 300;
 const FIRST_SWEEP: Duration = Duration::from_secs(300);
 
 /// What one sweep of one tenant did.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SweepReport {
     pub tenant_id: TenantId,
     pub started_at: Timestamp,
@@ -47,7 +50,7 @@ pub struct SweepReport {
 }
 
 /// A part of a sweep that failed. Never personal: a dataset name and the store's error text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SweepFailure {
     /// None when the sweep failed before reaching any tenant (listing the tenants).
     pub tenant_id: Option<TenantId>,
@@ -112,78 +115,115 @@ impl SweepSummary {
     }
 }
 
-/// The last sweep results of this process, for `/readyz` and `GET /api/v1/retention-policies`.
-/// A tenant's failure stays until a later sweep of that tenant succeeds.
+/// What the database could not be told: a sweep that could not list the tenants, and sweeps
+/// whose outcome could not be saved. Everything else about sweeps lives in the database
+/// ([`steward_store::Store::save_sweep`]), so `/readyz` and the API on every node, and after a
+/// restart, show what any process's sweep did. An entry here stays until the same step succeeds
+/// in this process.
 #[derive(Debug, Default)]
 pub struct SweepStatus {
-    runs: Mutex<Runs>,
-}
-
-#[derive(Debug, Default)]
-struct Runs {
-    last_run_at: Option<Timestamp>,
-    /// By tenant; `None` for a sweep that could not list the tenants.
-    failures: BTreeMap<Option<TenantId>, Vec<SweepFailure>>,
-    reports: HashMap<TenantId, SweepReport>,
+    unsaved: Mutex<BTreeMap<Option<TenantId>, Vec<SweepFailure>>>,
 }
 
 /// The retention part of `/readyz`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RetentionHealth {
-    /// `ok`, `failing` (the last sweep of some tenant failed) or `not_run` (none since start).
+    /// `ok`, `failing` (the last sweep of some tenant failed, or its outcome could not be read
+    /// or saved) or `not_run` (no sweep has run yet, by any process).
     pub status: &'static str,
+    /// When the latest sweep of any tenant ended, by any process.
     pub last_run_at: Option<Timestamp>,
     pub failures: Vec<SweepFailure>,
 }
 
 impl SweepStatus {
-    fn runs(&self) -> std::sync::MutexGuard<'_, Runs> {
+    fn unsaved(&self) -> std::sync::MutexGuard<'_, BTreeMap<Option<TenantId>, Vec<SweepFailure>>> {
         // A panic elsewhere while holding the lock leaves plain data behind, still usable.
-        self.runs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.unsaved.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn record(&self, report: &SweepReport) {
-        let mut runs = self.runs();
-        runs.last_run_at = Some(report.finished_at);
-        if report.failures.is_empty() {
-            runs.failures.remove(&Some(report.tenant_id));
-        } else {
-            runs.failures.insert(Some(report.tenant_id), report.failures.clone());
-        }
-        runs.reports.insert(report.tenant_id, report.clone());
-    }
-
-    /// A whole run ended: failures of tenants that no longer exist, or of listing them, go.
-    fn finish_run(&self, at: Timestamp, tenants: Option<&BTreeSet<TenantId>>, failure: Option<SweepFailure>) {
-        let mut runs = self.runs();
-        runs.last_run_at = Some(at);
-        match (tenants, failure) {
-            (Some(tenants), _) => {
-                runs.failures.retain(|tenant, _| tenant.is_some_and(|id| tenants.contains(&id)));
-                runs.reports.retain(|id, _| tenants.contains(id));
-            }
-            (None, Some(failure)) => {
-                runs.failures.insert(None, vec![failure]);
-            }
-            (None, None) => {}
-        }
-    }
-
-    pub fn health(&self) -> RetentionHealth {
-        let runs = self.runs();
-        let failures: Vec<SweepFailure> = runs.failures.values().flatten().cloned().collect();
-        let status = match (runs.last_run_at, failures.is_empty()) {
-            (None, _) => "not_run",
-            (Some(_), true) => "ok",
-            (Some(_), false) => "failing",
+    /// Keeps `report` in the database as the tenant's last sweep; when that fails, here.
+    async fn record(&self, state: &AppState, report: &SweepReport) {
+        let record = SweepRecord {
+            tenant_id: report.tenant_id,
+            finished_at: report.finished_at,
+            failed: !report.failures.is_empty(),
+            report: serde_json::to_value(report).unwrap_or_default(),
         };
-        RetentionHealth { status, last_run_at: runs.last_run_at, failures }
+        match state.store.save_sweep(&record).await {
+            Ok(()) => {
+                self.unsaved().remove(&Some(report.tenant_id));
+            }
+            Err(error) => {
+                let text = error_text(&error);
+                tracing::error!(tenant.id = %report.tenant_id, error = %text, "a retention sweep's outcome could not be saved");
+                let mut failures = report.failures.clone();
+                failures.push(SweepFailure {
+                    tenant_id: Some(report.tenant_id),
+                    dataset: "retention-sweeps".into(),
+                    error: text,
+                    at: state.clock.now(),
+                });
+                self.unsaved().insert(Some(report.tenant_id), failures);
+            }
+        }
     }
 
-    /// The tenant's last sweep in this process, if any.
-    pub fn last_for(&self, tenant: TenantId) -> Option<SweepReport> {
-        self.runs().reports.get(&tenant).cloned()
+    /// Listing the tenants failed (`Some`) or worked (`None`); a tenant that is gone takes its
+    /// unsaved failure with it.
+    fn listed(&self, tenants: Result<&BTreeSet<TenantId>, SweepFailure>) {
+        let mut unsaved = self.unsaved();
+        match tenants {
+            Ok(tenants) => unsaved.retain(|tenant, _| tenant.is_some_and(|id| tenants.contains(&id))),
+            Err(failure) => {
+                unsaved.insert(None, vec![failure]);
+            }
+        }
     }
+
+    /// Every tenant's last sweep, from the database, with what this process could not save.
+    pub async fn health(&self, state: &AppState) -> RetentionHealth {
+        let mut failures: Vec<SweepFailure> = self.unsaved().values().flatten().cloned().collect();
+        let mut last_run_at = failures.iter().map(|failure| failure.at).max();
+        match state.store.sweep_overview().await {
+            Ok(overview) => {
+                last_run_at = last_run_at.max(overview.last_finished_at);
+                for record in &overview.failed {
+                    failures.extend(report_of(record).map(|report| report.failures).unwrap_or_else(|| {
+                        vec![SweepFailure {
+                            tenant_id: Some(record.tenant_id),
+                            dataset: "retention-sweeps".into(),
+                            error: "the saved sweep report could not be read".into(),
+                            at: record.finished_at,
+                        }]
+                    }));
+                }
+            }
+            Err(error) => failures.push(SweepFailure {
+                tenant_id: None,
+                dataset: "retention-sweeps".into(),
+                error: error_text(&error),
+                at: state.clock.now(),
+            }),
+        }
+        let status = match (last_run_at, failures.is_empty()) {
+            (_, false) => "failing",
+            (None, true) => "not_run",
+            (Some(_), true) => "ok",
+        };
+        RetentionHealth { status, last_run_at, failures }
+    }
+}
+
+/// The tenant's last sweep, by whichever process ran it.
+pub async fn last_sweep(state: &AppState, ctx: &TenantCtx) -> StoreResult<Option<SweepReport>> {
+    Ok(state.store.last_sweep(ctx).await?.as_ref().and_then(report_of))
+}
+
+fn report_of(record: &SweepRecord) -> Option<SweepReport> {
+    serde_json::from_value(record.report.clone())
+        .inspect_err(|error| tracing::warn!(tenant.id = %record.tenant_id, error = %error, "a saved sweep report could not be read"))
+        .ok()
 }
 
 /// Ids that legal holds keep, as the values `none_of` filters take.
@@ -399,7 +439,7 @@ pub async fn sweep_tenant(state: &AppState, ctx: &TenantCtx) -> Result<SweepRepo
             tracing::error!(tenant.id = %report.tenant_id, error = %error, "retention failure could not be audited");
         }
     }
-    state.sweeps.record(&report);
+    state.sweeps.record(state, &report).await;
     if report.failures.is_empty() {
         if report.total > 0 {
             tracing::info!(tenant.id = %report.tenant_id, deleted = report.total, batches = report.batches, "retention sweep");
@@ -460,7 +500,7 @@ pub async fn sweep_all(state: &AppState) -> SweepSummary {
             tracing::error!(error = %text, "retention sweep could not list the tenants");
             let at = state.clock.now();
             let failure = SweepFailure { tenant_id: None, dataset: "tenants".into(), error: text.clone(), at };
-            state.sweeps.finish_run(at, None, Some(failure));
+            state.sweeps.listed(Err(failure));
             return SweepSummary { tenants: Vec::new(), deleted: 0, error: Some(text) };
         }
     };
@@ -470,7 +510,7 @@ pub async fn sweep_all(state: &AppState) -> SweepSummary {
         outcomes.push(TenantOutcome::of(&result));
     }
     let ids: BTreeSet<TenantId> = tenants.iter().map(|tenant| tenant.id).collect();
-    state.sweeps.finish_run(state.clock.now(), Some(&ids), None);
+    state.sweeps.listed(Ok(&ids));
     let deleted = outcomes.iter().flat_map(|outcome| outcome.deleted.values()).sum();
     SweepSummary { tenants: outcomes, deleted, error: None }
 }

@@ -27,7 +27,7 @@ pub struct AppState {
     pub collector: Collector,
     pub edge: Arc<Edge>,
     pub sites: Arc<SiteCache>,
-    /// The last retention sweeps of this process, for `/readyz` and the API.
+    /// What this process could not save about retention sweeps (the rest is in the database).
     pub sweeps: Arc<crate::retention::SweepStatus>,
     /// The bound on password hashes computed at once (console sign-ins).
     pub passwords: Arc<crate::console::security::PasswordChecks>,

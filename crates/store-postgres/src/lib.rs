@@ -14,7 +14,8 @@ use steward_domain::{
 use steward_store::sql::{self, Dialect, Statement};
 use steward_store::{
     AuditDraft, AuditEntry, AuditQuery, AuditRow, ColumnType, Doc, DocKind, DocRow, DocWrite, JobRecord, JobStatus,
-    ListQuery, Projection, Store, StoreError, StoreResult, TallyQuery, TallyRow, TenantCtx, Value, Vault,
+    ListQuery, Projection, Store, StoreError, StoreResult, SweepOverview, SweepRecord, TallyQuery, TallyRow, TenantCtx,
+    Value, Vault,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -176,6 +177,15 @@ fn read_job(row: &PgRow) -> StoreResult<JobRecord> {
         created_at: time(row, "created_at")?,
         attempts: u32::try_from(attempts).unwrap_or(0),
         data: serde_json::from_str(&text(row, "data_text")?).map_err(corrupt)?,
+    })
+}
+
+fn read_sweep(row: &PgRow) -> StoreResult<SweepRecord> {
+    Ok(SweepRecord {
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        finished_at: time(row, "finished_at")?,
+        failed: row.try_get("failed").map_err(StoreError::backend)?,
+        report: serde_json::from_str(&text(row, "report_text")?).map_err(corrupt)?,
     })
 }
 
@@ -720,6 +730,49 @@ impl Store for PgStore {
         .await
         .map_err(StoreError::backend)?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn save_sweep(&self, record: &SweepRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO retention_sweeps (tenant_id, finished_at, failed, report) VALUES ($1, $2, $3, $4::jsonb) \
+             ON CONFLICT (tenant_id) DO UPDATE SET finished_at = excluded.finished_at, failed = excluded.failed, \
+             report = excluded.report WHERE excluded.finished_at >= retention_sweeps.finished_at",
+        )
+        .bind(*record.tenant_id.as_uuid())
+        .bind(record.finished_at.as_datetime())
+        .bind(record.failed)
+        .bind(record.report.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn last_sweep(&self, ctx: &TenantCtx) -> StoreResult<Option<SweepRecord>> {
+        let row = sqlx::query("SELECT *, report::text AS report_text FROM retention_sweeps WHERE tenant_id = $1")
+            .bind(*ctx.tenant_id().as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_sweep).transpose()
+    }
+
+    async fn sweep_overview(&self) -> StoreResult<SweepOverview> {
+        let last: Option<OffsetDateTime> = sqlx::query_scalar("SELECT MAX(finished_at) FROM retention_sweeps")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        let rows = sqlx::query(
+            "SELECT *, report::text AS report_text FROM retention_sweeps WHERE failed ORDER BY finished_at LIMIT $1",
+        )
+        .bind(i64::from(steward_store::sweeps::MAX_FAILED))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(SweepOverview {
+            last_finished_at: last.map(Timestamp::from_datetime),
+            failed: rows.iter().map(read_sweep).collect::<StoreResult<_>>()?,
+        })
     }
 
     async fn delete_matching(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<u64> {

@@ -15,7 +15,8 @@ use steward_domain::{
 use steward_store::sql::{self, Dialect, Statement};
 use steward_store::{
     AuditDraft, AuditEntry, AuditQuery, AuditRow, Doc, DocKind, DocRow, DocWrite, JobRecord, JobStatus, ListQuery,
-    Projection, Store, StoreError, StoreResult, TallyQuery, TallyRow, TenantCtx, Value, Vault,
+    Projection, Store, StoreError, StoreResult, SweepOverview, SweepRecord, TallyQuery, TallyRow, TenantCtx, Value,
+    Vault,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -200,6 +201,15 @@ fn read_job(row: &SqliteRow) -> StoreResult<JobRecord> {
         created_at: time(row, "created_at")?,
         attempts: u32::try_from(attempts).unwrap_or(0),
         data: serde_json::from_str(&text(row, "data")?).map_err(corrupt)?,
+    })
+}
+
+fn read_sweep(row: &SqliteRow) -> StoreResult<SweepRecord> {
+    Ok(SweepRecord {
+        tenant_id: TenantId::from_uuid(uuid(row, "tenant_id")?),
+        finished_at: time(row, "finished_at")?,
+        failed: row.try_get("failed").map_err(StoreError::backend)?,
+        report: serde_json::from_str(&text(row, "report")?).map_err(corrupt)?,
     })
 }
 
@@ -787,6 +797,47 @@ impl Store for SqliteStore {
         .await
         .map_err(StoreError::backend)?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn save_sweep(&self, record: &SweepRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO retention_sweeps (tenant_id, finished_at, failed, report) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (tenant_id) DO UPDATE SET finished_at = excluded.finished_at, failed = excluded.failed, \
+             report = excluded.report WHERE excluded.finished_at >= retention_sweeps.finished_at",
+        )
+        .bind(id_bytes(record.tenant_id.as_uuid()))
+        .bind(record.finished_at.unix_micros())
+        .bind(record.failed)
+        .bind(record.report.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn last_sweep(&self, ctx: &TenantCtx) -> StoreResult<Option<SweepRecord>> {
+        let row = sqlx::query("SELECT * FROM retention_sweeps WHERE tenant_id = ?")
+            .bind(id_bytes(ctx.tenant_id().as_uuid()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        row.as_ref().map(read_sweep).transpose()
+    }
+
+    async fn sweep_overview(&self) -> StoreResult<SweepOverview> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(finished_at) FROM retention_sweeps")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        let rows = sqlx::query("SELECT * FROM retention_sweeps WHERE failed = 1 ORDER BY finished_at LIMIT ?")
+            .bind(i64::from(steward_store::sweeps::MAX_FAILED))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(SweepOverview {
+            last_finished_at: last.map(Timestamp::from_unix_micros).transpose().map_err(corrupt)?,
+            failed: rows.iter().map(read_sweep).collect::<StoreResult<_>>()?,
+        })
     }
 
     async fn delete_matching(&self, ctx: &TenantCtx, kind: DocKind, query: &ListQuery) -> StoreResult<u64> {

@@ -52,6 +52,7 @@ macro_rules! contract_suite {
             tallies_count_per_day_group_and_person_and_project_missing_columns_first,
             user_roles_change_and_users_go_with_their_sessions_and_codes,
             the_last_owner_is_never_demoted_or_removed,
+            a_tenants_last_sweep_is_kept_and_a_later_one_wins,
         );
     };
     (@tests $factory:expr; $($name:ident,)*) => {
@@ -992,6 +993,8 @@ async fn fill_every_table(store: &dyn Store, ctx: &TenantCtx, seed: u8) {
     users.create_console_session(&session).await.unwrap();
     let request = SwitchingRequest::new(SwitchingAction::Erase, None, now, None, SwitchingPeriods::default(), now);
     store.insert(ctx, &[request]).await.unwrap();
+    let sweep = crate::SweepRecord { tenant_id: ctx.tenant_id(), finished_at: now, failed: false, report: json!({}) };
+    store.save_sweep(&sweep).await.unwrap();
 }
 
 pub async fn erasing_a_tenant_removes_its_rows_from_every_table_and_spares_the_others(store: &dyn Store) {
@@ -1013,6 +1016,7 @@ pub async fn erasing_a_tenant_removes_its_rows_from_every_table_and_spares_the_o
         "user_recovery_codes",
         "console_sessions",
         "switching_requests",
+        "retention_sweeps",
         "tenants",
     ] {
         assert_eq!(counts.get(table), Some(&1), "{table}: {counts:?}");
@@ -1173,4 +1177,47 @@ pub async fn the_last_owner_is_never_demoted_or_removed(store: &dyn Store) {
     let owner = if users.get_user(&ctx, first.id).await.unwrap().unwrap().role == Role::Owner { first } else { second };
     assert!(!users.delete_user(&ctx, owner.id).await.unwrap());
     assert_eq!(users.get_user(&ctx, owner.id).await.unwrap().unwrap().role, Role::Owner);
+}
+
+pub async fn a_tenants_last_sweep_is_kept_and_a_later_one_wins(store: &dyn Store) {
+    use crate::SweepRecord;
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    assert_eq!(store.last_sweep(&a).await.unwrap(), None);
+    assert_eq!(store.sweep_overview().await.unwrap(), crate::SweepOverview::default());
+
+    let at = |text: &str| Timestamp::parse(text).unwrap();
+    let record = |ctx: &TenantCtx, finished: &str, failed: bool, note: &str| SweepRecord {
+        tenant_id: ctx.tenant_id(),
+        finished_at: at(finished),
+        failed,
+        report: json!({"note": note, "deleted": {"leads": 3}, "failures": [{"error": "disk I/O error – €"}]}),
+    };
+    let failed_a = record(&a, "2026-11-02T10:00:00.000001Z", true, "first");
+    store.save_sweep(&failed_a).await.unwrap();
+    assert_eq!(store.last_sweep(&a).await.unwrap(), Some(failed_a.clone()), "kept exactly");
+    assert_eq!(store.last_sweep(&b).await.unwrap(), None, "one tenant's sweep is not another's");
+
+    // An older run that ends after a newer one was saved does not overwrite it.
+    store.save_sweep(&record(&a, "2026-11-01T10:00:00Z", false, "older")).await.unwrap();
+    assert_eq!(store.last_sweep(&a).await.unwrap(), Some(failed_a.clone()));
+
+    let ok_b = record(&b, "2026-11-03T10:00:00Z", false, "b");
+    store.save_sweep(&ok_b).await.unwrap();
+    let overview = store.sweep_overview().await.unwrap();
+    assert_eq!(overview.last_finished_at, Some(ok_b.finished_at));
+    assert_eq!(overview.failed, vec![failed_a], "only the failed one");
+
+    // A later good sweep clears the failure.
+    let ok_a = record(&a, "2026-11-04T10:00:00Z", false, "later");
+    store.save_sweep(&ok_a).await.unwrap();
+    assert_eq!(store.last_sweep(&a).await.unwrap(), Some(ok_a.clone()));
+    let overview = store.sweep_overview().await.unwrap();
+    assert_eq!(overview.last_finished_at, Some(ok_a.finished_at));
+    assert!(overview.failed.is_empty());
+
+    // Erasing a tenant takes its sweep with it.
+    store.erase_tenant(&a).await.unwrap();
+    assert_eq!(store.last_sweep(&a).await.unwrap(), None);
+    assert_eq!(store.sweep_overview().await.unwrap().last_finished_at, Some(ok_b.finished_at));
 }

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod records;
 pub mod sealed_file;
 pub mod sql;
+pub mod sweeps;
 pub mod users;
 pub mod vault;
 
@@ -27,6 +28,7 @@ pub use doc::{
 };
 pub use jobs::{JobRecord, JobStatus};
 pub use records::{Batch, Lookup, Record, StoreExt};
+pub use sweeps::{SweepOverview, SweepRecord};
 pub use users::{ConsoleSession, LockSchedule, Reservation, UserRecord, UserStore};
 pub use vault::{MasterKey, TenantKeys, Vault, VaultError};
 
@@ -247,4 +249,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Saves status and data while `owner` still holds the lease, renewing it; false when the
     /// lease was lost (another worker took the job over).
     async fn save_job(&self, job: &JobRecord, owner: &str, lease_until: Timestamp) -> StoreResult<bool>;
+
+    /// Keeps `record` as its tenant's last sweep, unless a sweep that finished later is already
+    /// kept (two processes sweeping at once: the later end wins).
+    async fn save_sweep(&self, record: &SweepRecord) -> StoreResult<()>;
+    /// The tenant's last sweep, by whichever process ran it.
+    async fn last_sweep(&self, ctx: &TenantCtx) -> StoreResult<Option<SweepRecord>>;
+    /// Every tenant's last sweep at a glance: when the latest ended, and which failed.
+    async fn sweep_overview(&self) -> StoreResult<SweepOverview>;
 }

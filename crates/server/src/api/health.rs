@@ -14,7 +14,7 @@ pub struct Health {
     /// `sqlite` or `postgres` (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<&'static str>,
-    /// Retention sweeps of this process (readiness only): a failing sweep makes `status`
+    /// Every tenant's last retention sweep, by any process (readiness only): a failing sweep makes `status`
     /// `degraded` while the service still serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionHealth>,
@@ -42,7 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::Unavailable("the database does not answer".into())
     })?;
-    let retention = state.sweeps.health();
+    let retention = state.sweeps.health(&state).await;
     let status = if retention.status == "failing" { "degraded" } else { "ready" };
     Ok(Json(Health { status, database: Some(state.store.backend()), retention: Some(retention) }))
 }

@@ -73,7 +73,7 @@ async fn answer(
     Ok(RetentionPolicies {
         data: policies(settings),
         legal_holds: state.store.count::<LegalHold>(ctx).await?,
-        last_sweep: state.sweeps.last_for(ctx.tenant_id()),
+        last_sweep: crate::retention::last_sweep(state, ctx).await?,
     })
 }
 

@@ -181,7 +181,7 @@ async fn retention_page(
     let settings = &tenant.settings.retention;
     let holds: Vec<LegalHold> =
         state.store.list(&signed.ctx, &ListQuery { limit: 1_000, ..ListQuery::default() }).await?;
-    let last = state.sweeps.last_for(signed.ctx.tenant_id());
+    let last = crate::retention::last_sweep(state, &signed.ctx).await?;
     let csrf = security::csrf_token(&signed.token);
     let frame = chrome(signed, &csrf, "/console/retention");
     let body = html! {

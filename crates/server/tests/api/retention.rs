@@ -160,7 +160,7 @@ async fn sweeping_in_small_batches_takes_more_statements_and_every_tenant_is_swe
     assert_eq!(ids::<Event>(&app, &other).await.len(), theirs.events.len());
     assert_eq!(summary.deleted, (data.events.len() + data.sessions.len()) as u64);
 
-    let report = app.state.sweeps.last_for(ctx.tenant_id()).unwrap();
+    let report = steward_server::retention::last_sweep(&app.state, &ctx).await.unwrap().unwrap();
     let minimum = (data.events.len() / 7 + 1) as u64;
     assert!(report.batches >= minimum, "{} batches for {} events", report.batches, data.events.len());
     let ready = readyz(&app).await;
@@ -255,6 +255,33 @@ async fn legal_holds_keep_a_held_profile_with_its_journeys_a_held_lead_with_its_
     assert_eq!(ids::<VisitorProfile>(&app, &held).await.len(), theirs.visitors.len());
 }
 
+/// A trigger named `name` makes every `operation` (`DELETE`, `INSERT`) on `table` fail with `message`.
+async fn refuse(app: &TestApp, name: &str, operation: &str, table: &str, message: &str) {
+    if backend() == "postgres" {
+        let function = format!(
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+        );
+        app.raw_sql(&function).await.unwrap();
+        let trigger =
+            format!("CREATE TRIGGER {name} BEFORE {operation} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()");
+        app.raw_sql(&trigger).await.unwrap();
+    } else {
+        let trigger =
+            format!("CREATE TRIGGER {name} BEFORE {operation} ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END");
+        app.raw_sql(&trigger).await.unwrap();
+    }
+}
+
+/// Drops what [`refuse`] made.
+async fn allow(app: &TestApp, name: &str, table: &str) {
+    let drop = if backend() == "postgres" {
+        format!("DROP TRIGGER {name} ON {table}")
+    } else {
+        format!("DROP TRIGGER {name}")
+    };
+    app.raw_sql(&drop).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_failing_sweep_shows_in_readiness_and_the_audit_log_until_a_good_sweep_clears_it() {
     let app = spawn_app().await;
@@ -269,23 +296,7 @@ async fn a_failing_sweep_shows_in_readiness_and_the_audit_log_until_a_good_sweep
     assert!(expired > 0);
 
     // Someone with the database makes every delete of events fail.
-    if backend() == "postgres" {
-        app.raw_sql(
-            "CREATE FUNCTION no_delete() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             BEGIN RAISE EXCEPTION 'injected failure'; END $$",
-        )
-        .await
-        .unwrap();
-        app.raw_sql("CREATE TRIGGER no_delete BEFORE DELETE ON events FOR EACH ROW EXECUTE FUNCTION no_delete()")
-            .await
-            .unwrap();
-    } else {
-        app.raw_sql(
-            "CREATE TRIGGER no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        )
-        .await
-        .unwrap();
-    }
+    refuse(&app, "no_delete", "DELETE", "events", "injected failure").await;
     let failed = problem(app.post("/api/v1/retention-policies/sweep", &token, &json!({})).await, 500).await;
     let detail = failed["detail"].as_str().unwrap();
     assert!(detail.contains("events could not be swept") && detail.contains("injected failure"), "{detail}");
@@ -320,8 +331,7 @@ async fn a_failing_sweep_shows_in_readiness_and_the_audit_log_until_a_good_sweep
     assert!(summary.failed());
     assert!(summary.tenants[0].error.as_deref().unwrap().contains("injected failure"));
 
-    let drop = if backend() == "postgres" { "DROP TRIGGER no_delete ON events" } else { "DROP TRIGGER no_delete" };
-    app.raw_sql(drop).await.unwrap();
+    allow(&app, "no_delete", "events").await;
     let report = sweep(&app, &token).await;
     assert_eq!(report["deleted"]["events"], expired);
     let ready = readyz(&app).await;
@@ -330,6 +340,30 @@ async fn a_failing_sweep_shows_in_readiness_and_the_audit_log_until_a_good_sweep
     assert_eq!(ready["retention"]["failures"], json!([]));
     let page = admin.html("/console/retention").await;
     assert!(!page.contains("sweep-failures") && page.contains("id=\"last-sweep\""), "{page}");
+}
+
+#[tokio::test]
+async fn a_sweep_whose_outcome_cannot_be_saved_still_shows_in_readiness_of_the_node_that_ran_it() {
+    let app = spawn_app().await;
+    let (_ctx, token) = app.tenant_token("Acme").await;
+    // Someone with the database makes every write of sweep outcomes fail.
+    refuse(&app, "no_sweep_row", "INSERT", "retention_sweeps", "sweeps cannot be saved").await;
+    let report = sweep(&app, &token).await;
+    assert_eq!(report["failures"], json!([]), "the sweep itself worked: {report}");
+    let ready = readyz(&app).await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let failures = ready["retention"]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{ready}");
+    assert_eq!(failures[0]["dataset"], "retention-sweeps");
+    assert!(failures[0]["error"].as_str().unwrap().contains("sweeps cannot be saved"), "{ready}");
+
+    allow(&app, "no_sweep_row", "retention_sweeps").await;
+    sweep(&app, &token).await;
+    let ready = readyz(&app).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["retention"]["status"], "ok");
+    let policies: Value = app.get("/api/v1/retention-policies", &token).await.json().await.unwrap();
+    assert_eq!(policies["last_sweep"]["failures"], json!([]), "{policies}");
 }
 
 #[tokio::test]
