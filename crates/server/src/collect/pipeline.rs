@@ -8,7 +8,7 @@
 //! writer keeps each recent visitor's profile and last session in memory and reads the store
 //! only for visitors it has not seen lately or for hits older than what it holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ use crate::state::Clock;
 const CACHED_VISITORS: usize = 50_000;
 /// A tail longer than this is read again when needed instead of being kept.
 const CACHED_EVENTS_PER_VISITOR: usize = 2_000;
+/// Events all cached tails hold together (a few hundred bytes each): past this the least recently
+/// written visitors go, whatever their number (measured by `scripts/soak`, see BENCHMARKS.md).
+const CACHED_EVENTS: usize = 100_000;
 /// Events one transaction carries at most (requests are never split).
 const GROUP_EVENTS: usize = 5_000;
 const QUEUE: usize = 1_024;
@@ -259,30 +262,36 @@ struct VisitorState {
     tail: Tail,
 }
 
-/// Recent visitors, oldest out first.
+/// Recent visitors, least recently written out first, bounded both in visitors and in the events
+/// their tails hold together: memory stays flat however many visitors come and go.
 #[derive(Default)]
 struct Cache {
-    states: HashMap<VisitorKey, VisitorState>,
-    order: VecDeque<VisitorKey>,
+    states: hashlink::LinkedHashMap<VisitorKey, (VisitorState, usize)>,
+    events: usize,
 }
 
 impl Cache {
     fn keep(&mut self, key: VisitorKey, state: VisitorState) {
+        self.take(&key);
         let events: usize = state.tail.sessions.iter().map(|(_, events)| events.len()).sum();
         if events > CACHED_EVENTS_PER_VISITOR {
             return;
         }
-        if self.states.insert(key, state).is_none() {
-            self.order.push_back(key);
-        }
-        while self.states.len() > CACHED_VISITORS {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.states.remove(&old);
-                }
+        self.states.insert(key, (state, events));
+        self.events += events;
+        while self.states.len() > CACHED_VISITORS || self.events > CACHED_EVENTS {
+            match self.states.pop_front() {
+                Some((_, (_, events))) => self.events -= events,
                 None => break,
             }
         }
+    }
+
+    /// Takes the visitor out (to stage or forget it).
+    fn take(&mut self, key: &VisitorKey) -> Option<VisitorState> {
+        let (state, events) = self.states.remove(key)?;
+        self.events -= events;
+        Some(state)
     }
 }
 
@@ -364,7 +373,7 @@ impl Writer {
             Err(error) if group.len() == 1 => {
                 for job in group {
                     if let Some(key) = job.visitor() {
-                        self.cache.states.remove(&key);
+                        self.cache.take(&key);
                     }
                     job.answer(Err(error.clone().unwrap_or(CollectError::Stopped)));
                 }
@@ -428,7 +437,7 @@ impl Writer {
             }
             Work::Forget(ctx, visitor) => {
                 let key = (ctx.tenant_id(), *visitor);
-                self.cache.states.remove(&key);
+                self.cache.take(&key);
                 if staging.visitors.contains_key(&key) {
                     return Err(None);
                 }
@@ -440,7 +449,7 @@ impl Writer {
                 let mut staged = false;
                 for visitor in visitors {
                     let key = (ctx.tenant_id(), *visitor);
-                    self.cache.states.remove(&key);
+                    self.cache.take(&key);
                     staged |= staging.visitors.contains_key(&key);
                 }
                 // Staged before the block in this group: commit job by job, so those writes land
@@ -518,7 +527,7 @@ impl Writer {
                 Err(None)
             };
         }
-        let state = match self.cache.states.remove(&key) {
+        let state = match self.cache.take(&key) {
             Some(state) if journey::tail_covers(&state.tail, state.profile.as_ref(), earliest) => state,
             _ => load(self.store.as_ref(), ctx, visitor, earliest).await.map_err(|e| Some(e.into()))?,
         };
@@ -712,5 +721,59 @@ async fn list_all<R: Record>(store: &dyn Store, ctx: &TenantCtx, mut query: List
         if !full {
             return Ok(all);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(events: usize) -> VisitorState {
+        let end = Timestamp::parse("2026-11-22T00:00:00Z").unwrap();
+        let config = steward_demo::DemoConfig { seed: 1, organizations: 0, visitors: 1, leads: 0, start: end, end };
+        let data = steward_demo::generate(&config);
+        let session = data.sessions[0].clone();
+        let event = data.events[0].clone();
+        VisitorState { profile: None, tail: Tail { sessions: vec![(session, vec![event; events])] } }
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_events_and_visitors_and_rewriting_one_visitor_does_not_grow_it() {
+        let tenant = TenantId::new();
+        let mut cache = Cache::default();
+        let busy = state(CACHED_EVENTS_PER_VISITOR);
+        let fit = CACHED_EVENTS / CACHED_EVENTS_PER_VISITOR;
+        for _ in 0..fit * 3 {
+            cache.keep((tenant, VisitorId::new()), busy.clone());
+            assert!(cache.events <= CACHED_EVENTS, "{} events cached", cache.events);
+        }
+        assert_eq!(cache.states.len(), fit);
+        assert_eq!(cache.events, fit * CACHED_EVENTS_PER_VISITOR);
+
+        // The same visitor written again and again takes one place and counts its events once.
+        let returning = (tenant, VisitorId::new());
+        for _ in 0..1_000 {
+            cache.keep(returning, state(3));
+        }
+        assert_eq!(cache.states.len(), fit, "the oldest busy visitor made room once");
+        assert_eq!(cache.events, (fit - 1) * CACHED_EVENTS_PER_VISITOR + 3);
+        assert!(cache.take(&returning).is_some());
+        assert_eq!(cache.events, (fit - 1) * CACHED_EVENTS_PER_VISITOR);
+        assert!(cache.take(&returning).is_none());
+
+        // Small tails: the number of visitors bounds the cache.
+        let small = state(1);
+        for _ in 0..CACHED_VISITORS + 10 {
+            cache.keep((tenant, VisitorId::new()), small.clone());
+        }
+        assert_eq!(cache.states.len(), CACHED_VISITORS);
+        assert_eq!(cache.events, CACHED_VISITORS);
+
+        // A tail past the per-visitor bound is not kept, and drops what was kept of the visitor.
+        let huge = (tenant, VisitorId::new());
+        cache.keep(huge, state(1));
+        cache.keep(huge, state(CACHED_EVENTS_PER_VISITOR + 1));
+        assert!(cache.take(&huge).is_none());
+        assert!(cache.events <= CACHED_VISITORS);
     }
 }
